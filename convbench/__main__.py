@@ -1,0 +1,5 @@
+"""``python -m convbench``: the same CLI as the ``convbench`` command."""
+
+from convbench.cli import main
+
+main()

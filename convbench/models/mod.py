@@ -1,0 +1,351 @@
+"""CNN Mixture-of-Depths (Cakaj, Mehnert, Yang, ACCV 2024, arXiv:2409.17016).
+
+The MoD block (paper §3, Figs. 1-2) routes only the k most important channels of its input through a
+shrunk copy of the architecture's own block and adds the result onto a fixed slot of k channels:
+
+    s      = sigmoid(fc2(relu(fc1(avgpool(x)))))         channel selector, fc: C -> C/16 -> C, no bias
+    v, idx = topk(s, k)                                  k = floor(C / c)
+    y      = block_k(x[:, idx]) * v                      the block shrunk to k channels, scaled by the scores
+    out    = x;  out[:, :k] += y                         fusion onto the first k channels, nothing after it
+
+Architectures (paper Appendix A, notes §3): in every stage the first block is standard and every second
+block (0-indexed odd) is a MoD block, so MoD blocks never carry a stride or a downsample. c = 64 for ResNet
+and VGG, c = 16 for MobileNetV2. The selector has no biases: only then do the paper's parameter counts
+come out exactly (notes §2.3).
+
+Choices the paper leaves open, made here and selectable per model (builder keyword arguments):
+
+- ``shortcut``: whether the shrunk block keeps its own identity shortcut and final activation. Default
+  ``"block"`` (the architecture's full block, as the paper says the block is "adapted from existing
+  architectures"); ``"branch"`` runs only the residual branch, so the fusion add is the only residual.
+  VGG has no shortcut, so the option does not apply there.
+- ``order``: the order in which the selected channels meet the shrunk block's kernels. Default
+  ``"score"`` (``torch.topk``'s descending-score order, which is what ``topk`` returns); ``"channel"``
+  sorts the selected indices so channels keep their original order.
+- ``fuse_to``: ``"first"`` (the paper's default) or ``"last"`` (the "-lk" variant of Table 8).
+- ``selection``: ``"learned"`` (the selector above) or ``"random"`` (the paper's "MoD50 rand." control:
+  uniform random scores, so random channels with random scales and no selector parameters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+from convbench.models.registry import register_model
+from convbench.models.resnet import CIFAR_INPUT, build_resnet
+from convbench.models.vgg import VGG_STAGES, CifarVGG, conv_bn_relu
+
+Shortcut = Literal["block", "branch"]
+Order = Literal["score", "channel"]
+FuseTo = Literal["first", "last"]
+Selection = Literal["learned", "random"]
+
+RESNET_CAPACITY = 64
+MOBILENET_CAPACITY = 16
+SELECTOR_REDUCTION = 16
+
+
+class ChannelSelector(nn.Module):
+    """SE-style scorer (paper §3.1): global average pool, C -> C/16 -> C without biases, sigmoid."""
+
+    def __init__(self, channels: int, reduction: int = SELECTOR_REDUCTION) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.fc1 = nn.Linear(channels, hidden, bias=False)
+        self.fc2 = nn.Linear(hidden, channels, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(pooled))))
+
+
+class RandomSelector(nn.Module):
+    """The paper's random-selection control: uniform random scores, no parameters."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.rand(x.shape[0], self.channels, dtype=x.dtype, device=x.device)
+
+
+class ResidualBranch(nn.Module):
+    """A torchvision block without its identity shortcut and final activation (``shortcut="branch"``)."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.block
+        if isinstance(b, Bottleneck):
+            out = b.relu(b.bn1(b.conv1(x)))
+            out = b.relu(b.bn2(b.conv2(out)))
+            return b.bn3(b.conv3(out))
+        if isinstance(b, BasicBlock):
+            return b.bn2(b.conv2(b.relu(b.bn1(b.conv1(x)))))
+        if isinstance(b, InvertedResidual):
+            return b.conv(x)
+        raise TypeError(f"no residual branch known for {type(b).__name__}")
+
+
+class MoDBlock(nn.Module):
+    """One Mixture-of-Depths block: select k channels, process them, scale, and add onto k fixed channels.
+
+    ``inner`` is any module mapping k channels to k channels at the same spatial size.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        k: int,
+        inner: nn.Module,
+        *,
+        order: Order = "score",
+        fuse_to: FuseTo = "first",
+        selection: Selection = "learned",
+    ) -> None:
+        super().__init__()
+        if not 1 <= k <= channels:
+            raise ValueError(f"k must be in [1, {channels}], got {k}")
+        self.channels = channels
+        self.k = k
+        self.order = order
+        self.fuse_to = fuse_to
+        self.selector = ChannelSelector(channels) if selection == "learned" else RandomSelector(channels)
+        self.inner = inner
+
+    def select(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores and indices of the k selected channels, each shaped (B, k)."""
+        scores, idx = torch.topk(self.selector(x), self.k, dim=1)
+        if self.order == "channel":
+            idx, perm = torch.sort(idx, dim=1)
+            scores = torch.gather(scores, 1, perm)
+        return scores, idx
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores, idx = self.select(x)
+        b, _, h, w = x.shape
+        selected = torch.gather(x, 1, idx[:, :, None, None].expand(b, self.k, h, w))
+        processed = self.inner(selected) * scores[:, :, None, None]
+        if self.fuse_to == "first":
+            return torch.cat([x[:, : self.k] + processed, x[:, self.k :]], dim=1)
+        split = self.channels - self.k
+        return torch.cat([x[:, :split], x[:, split:] + processed], dim=1)
+
+
+def mod_k(channels: int, capacity: int) -> int:
+    """k = floor(C / c) (paper §3.1)."""
+    return max(channels // capacity, 1)
+
+
+def _mod_every_second(
+    stage: nn.Sequential, make_mod: Callable[[nn.Module, int], nn.Module]
+) -> None:
+    """Replace the 0-indexed odd blocks of ``stage`` in place."""
+    for i in range(1, len(stage), 2):
+        stage[i] = make_mod(stage[i], i)
+
+
+def _resnet_inner(
+    block_type: type[BasicBlock | Bottleneck], k: int, shortcut: Shortcut
+) -> nn.Module:
+    # Bottleneck k -> k/4 -> k (torchvision's planes = k/4 with expansion 4); BasicBlock k -> k -> k.
+    planes = k // Bottleneck.expansion if block_type is Bottleneck else k
+    block = block_type(k, planes)
+    return block if shortcut == "block" else ResidualBranch(block)
+
+
+def mod_resnet(
+    block_type: type[BasicBlock | Bottleneck],
+    layers: Sequence[int],
+    *,
+    num_classes: int = 1000,
+    cifar: bool = False,
+    capacity: int = RESNET_CAPACITY,
+    shortcut: Shortcut = "block",
+    order: Order = "score",
+    fuse_to: FuseTo = "first",
+    selection: Selection = "learned",
+) -> ResNet:
+    """A torchvision ResNet whose 0-indexed odd blocks in every stage are MoD blocks (paper Table 5)."""
+    model = build_resnet(block_type, list(layers), num_classes=num_classes, cifar=cifar)
+    for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
+        channels = _block_out_channels(stage[0])
+
+        def make_mod(_old: nn.Module, _i: int, channels: int = channels) -> nn.Module:
+            k = mod_k(channels, capacity)
+            inner = _resnet_inner(block_type, k, shortcut)
+            return MoDBlock(channels, k, inner, order=order, fuse_to=fuse_to, selection=selection)
+
+        _mod_every_second(stage, make_mod)
+    return model
+
+
+def _block_out_channels(block: nn.Module) -> int:
+    last_bn = block.bn3 if isinstance(block, Bottleneck) else block.bn2
+    return last_bn.num_features
+
+
+# Stage settings (t, c, n, s) of MobileNetV2 and of the paper's wider MoD-L (Table 6).
+MOBILENETV2_SETTING = [
+    [1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1],
+]
+MOBILENETV2_L_SETTING = [
+    [1, 16, 1, 1], [6, 32, 2, 2], [6, 64, 3, 2], [6, 96, 4, 2], [6, 128, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1],
+]
+
+
+def mod_mobilenetv2(
+    setting: list[list[int]],
+    *,
+    num_classes: int = 1000,
+    capacity: int = MOBILENET_CAPACITY,
+    shortcut: Shortcut = "block",
+    order: Order = "score",
+    fuse_to: FuseTo = "first",
+    selection: Selection = "learned",
+) -> MobileNetV2:
+    """torchvision MobileNetV2 with every second inverted residual of each stage a MoD block (Table 6).
+
+    The MoD block's inner block is an inverted residual k -> 6k -> k with the standard expansion t = 6.
+    """
+    model = MobileNetV2(num_classes=num_classes, inverted_residual_setting=setting)
+    position = 1  # features[0] is the stem convolution
+    for t, c, n, _s in setting:
+        for i in range(1, n, 2):
+            k = mod_k(c, capacity)
+            block = InvertedResidual(k, k, stride=1, expand_ratio=t)
+            inner = block if shortcut == "block" else ResidualBranch(block)
+            model.features[position + i] = MoDBlock(
+                c, k, inner, order=order, fuse_to=fuse_to, selection=selection
+            )
+        position += n
+    return model
+
+
+def mod_vgg(
+    depth: int,
+    *,
+    num_classes: int = 10,
+    capacity: int = RESNET_CAPACITY,
+    order: Order = "score",
+    fuse_to: FuseTo = "first",
+    selection: Selection = "learned",
+) -> CifarVGG:
+    """CIFAR VGG-BN whose every second conv of a stage is a MoD conv (k -> k 3×3 + BN + ReLU; Table 9)."""
+    model = CifarVGG(VGG_STAGES[depth], num_classes=num_classes)
+    for stage in model.stages:
+        channels = stage[0][0].out_channels
+
+        def make_mod(_old: nn.Module, _i: int, channels: int = channels) -> nn.Module:
+            k = mod_k(channels, capacity)
+            return MoDBlock(channels, k, conv_bn_relu(k, k), order=order, fuse_to=fuse_to, selection=selection)
+
+        _mod_every_second(stage, make_mod)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Registered models. Stage lists come from the paper's Table 5 (notes §3.1), not from the names: the
+# names do not follow the usual depth formula (ResNet75-MoD is [3, 4, 14, 3]).
+
+RESNET_MOD_STAGES: dict[str, tuple[type[BasicBlock | Bottleneck], list[int]]] = {
+    "resnet18-mod": (BasicBlock, [2, 2, 2, 2]),
+    "resnet26-mod": (BasicBlock, [2, 2, 3, 4]),
+    "resnet34-mod": (BasicBlock, [3, 4, 6, 3]),
+    "resnet42-mod": (BasicBlock, [3, 3, 6, 6]),
+    "resnet50-mod": (Bottleneck, [3, 4, 6, 3]),
+    "resnet75-mod": (Bottleneck, [3, 4, 14, 3]),
+    "resnet86-mod": (Bottleneck, [3, 4, 18, 3]),
+    "resnet101-mod": (Bottleneck, [3, 4, 23, 3]),
+    "resnet152-mod": (Bottleneck, [3, 8, 36, 3]),
+}
+LK_VARIANTS = ("resnet50-mod", "resnet75-mod", "resnet86-mod")
+
+
+def _register_resnet_mod(
+    name: str, *, fuse_to: FuseTo = "first", selection: Selection = "learned", cifar_classes: int | None = None
+) -> None:
+    base = name.removesuffix("-lk").removesuffix("-rand")
+    block_type, layers = RESNET_MOD_STAGES[base]
+    default_classes = cifar_classes or 1000
+
+    def builder(
+        num_classes: int = default_classes,
+        shortcut: Shortcut = "block",
+        order: Order = "score",
+        capacity: int = RESNET_CAPACITY,
+    ) -> nn.Module:
+        return mod_resnet(
+            block_type, layers, num_classes=num_classes, cifar=cifar_classes is not None, capacity=capacity,
+            shortcut=shortcut, order=order, fuse_to=fuse_to, selection=selection,
+        )
+
+    what = {"first": "", "last": ", fused onto the last k channels (Table 8)"}[fuse_to]
+    if selection == "random":
+        what += ", random channel selection (the paper's MoD50 rand. control)"
+    data = f" for CIFAR-{cifar_classes} (Table 9)" if cifar_classes else ""
+    builder.__doc__ = f"CNN-MoD {block_type.__name__} ResNet, stages {layers}{what}{data}."
+    registered = f"{name}-cifar{cifar_classes}" if cifar_classes else name
+    register_model(
+        registered,
+        family="mod",
+        paper="cnn-mod",
+        input_size=CIFAR_INPUT if cifar_classes else (3, 224, 224),
+        num_classes=default_classes,
+        stochastic=selection == "random",
+    )(builder)
+
+
+for _name in RESNET_MOD_STAGES:
+    _register_resnet_mod(_name)
+for _name in LK_VARIANTS:
+    _register_resnet_mod(f"{_name}-lk", fuse_to="last")
+_register_resnet_mod("resnet50-mod-rand", selection="random")
+for _name in ("resnet18-mod", "resnet34-mod", "resnet50-mod"):
+    for _classes in (10, 100):
+        _register_resnet_mod(_name, cifar_classes=_classes)
+
+
+def _register_mobilenet_mod(name: str, setting: list[list[int]], doc: str) -> None:
+    def builder(
+        num_classes: int = 1000, shortcut: Shortcut = "block", order: Order = "score", fuse_to: FuseTo = "first"
+    ) -> nn.Module:
+        return mod_mobilenetv2(setting, num_classes=num_classes, shortcut=shortcut, order=order, fuse_to=fuse_to)
+
+    builder.__doc__ = doc
+    register_model(name, family="mod", paper="cnn-mod")(builder)
+
+
+_register_mobilenet_mod("mobilenetv2-mod", MOBILENETV2_SETTING, "CNN-MoD MobileNetV2, c = 16 (Table 2, Table 6).")
+_register_mobilenet_mod(
+    "mobilenetv2-mod-l", MOBILENETV2_L_SETTING, "CNN-MoD MobileNetV2-MoD-L, wider stages 2-5 (Table 2, Table 6)."
+)
+
+
+def _register_vgg_mod(depth: int, num_classes: int) -> None:
+    def builder(num_classes: int = num_classes, order: Order = "score", fuse_to: FuseTo = "first") -> nn.Module:
+        return mod_vgg(depth, num_classes=num_classes, order=order, fuse_to=fuse_to)
+
+    builder.__doc__ = f"CNN-MoD VGG{depth}-BN for CIFAR-{num_classes}, every second conv a MoD conv (Table 9)."
+    register_model(
+        f"vgg{depth}-bn-mod-cifar{num_classes}",
+        family="mod",
+        paper="cnn-mod",
+        input_size=CIFAR_INPUT,
+        num_classes=num_classes,
+    )(builder)
+
+
+for _depth in VGG_STAGES:
+    for _classes in (10, 100):
+        _register_vgg_mod(_depth, _classes)

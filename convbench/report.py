@@ -1,0 +1,147 @@
+"""Rendering: rich tables for the terminal and a rich progress display for long steps."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from convbench.counting import CONVENTIONS, CountResult, module_breakdown
+from convbench.export import ExportResult
+from convbench.models.registry import ModelEntry
+from convbench.stats import NOISY_CV
+
+# Piped or captured output (files, CI logs, tests) gets a wide table instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+class RichProgress:
+    """Implements ``convbench.measure.Progress`` with a rich progress bar on stderr."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: Any = None
+
+    def phase(self, description: str, total: int | None) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, visible=False)
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, steps)
+
+
+@contextmanager
+def progress_display() -> Iterator[RichProgress]:
+    columns = (
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    )
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        yield RichProgress(progress)
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return format(value, spec)
+
+
+def models_table(entries: Sequence[ModelEntry]) -> Table:
+    table = Table(title=f"{len(entries)} registered models")
+    for column in ("model", "family", "paper", "input", "classes", "description"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(e.name, e.family, e.paper, "×".join(map(str, e.input_size)), str(e.num_classes), e.description)
+    return table
+
+
+def count_table(model: str, result: CountResult) -> Table:
+    table = Table(title=f"{model}: MACs and parameters", caption=CONVENTIONS[result.convention].description)
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("input", "×".join(map(str, result.input_shape)))
+    table.add_row("GMACs", f"{result.gmacs:.4f}")
+    table.add_row("params (M)", f"{result.mparams:.3f}")
+    for op, macs in sorted(result.by_operator.items(), key=lambda kv: -kv[1]):
+        table.add_row(f"  {op} GMACs", f"{macs / 1e9:.4f}")
+    uncounted = ", ".join(f"{op}×{n}" for op, n in result.uncounted.items()) or "none"
+    table.add_row("not counted (ops × calls)", uncounted)
+    return table
+
+
+def module_table(model: str, result: CountResult, max_depth: int) -> Table:
+    table = Table(title=f"{model}: per-module breakdown (depth ≤ {max_depth})")
+    table.add_column("module")
+    table.add_column("GMACs", justify="right")
+    table.add_column("% MACs", justify="right")
+    table.add_column("params (M)", justify="right")
+    for name, macs, params in module_breakdown(result, max_depth):
+        indent = "  " * name.count(".")
+        share = 100 * macs / result.macs if result.macs else 0.0
+        table.add_row(f"{indent}{name}", f"{macs / 1e9:.4f}", f"{share:.1f}", f"{params / 1e6:.3f}")
+    return table
+
+
+def export_table(result: ExportResult) -> Table:
+    table = Table(title=f"{result.model}: ONNX export")
+    table.add_column("quantity")
+    table.add_column("value")
+    table.add_row("file", str(result.path))
+    table.add_row("input", "×".join(map(str, result.input_shape)))
+    table.add_row("exporter / opset", f"{result.exporter} / {result.opset}")
+    parity = (
+        "not checkable (stochastic model): shape and finiteness only"
+        if math.isnan(result.max_abs_diff)
+        else f"{result.max_abs_diff:.3g} (tolerance {result.tolerance:.3g})"
+    )
+    table.add_row("max |ONNX − PyTorch|", parity)
+    table.add_row("export time", "cached" if result.cached else f"{result.export_seconds:.1f} s")
+    return table
+
+
+def results_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
+    """Latency rows; with a baseline, the measured and theoretical speed-ups side by side."""
+    first = rows[0]
+    caption = (
+        f"{first['runtime']} on {first['device']}, {first['threads']} thread(s), batch {first['batch_size']}; "
+        f"latency in ms over {first['n_runs']}+ runs; GMACs: {first['macs_convention']} (1 MAC = 1 multiply-add)"
+    )
+    table = Table(title=title, caption=caption)
+    compare = "speedup" in first
+    columns = ["model", "res", "GMACs", "params M", "median", "p90", "IQR", "CV", "first", "img/s"]
+    if compare:
+        columns += ["speed-up [95% CI]", "MAC speed-up", "realised/MAC"]
+    for c in columns:
+        table.add_column(c, justify="left" if c == "model" else "right")
+    for r in rows:
+        cv = f"{r['cv']:.1%}" + (" ⚠" if r["cv"] > NOISY_CV else "")
+        cells = [
+            r["model"], str(r["resolution"]), _fmt(r["gmacs"], ".3f"), _fmt(r["params_m"], ".2f"),
+            _fmt(r["median_ms"]), _fmt(r["p90_ms"]), _fmt(r["iqr_ms"]), cv, _fmt(r["first_run_ms"], ".1f"),
+            _fmt(r["throughput_ips"], ".1f"),
+        ]
+        if compare:
+            interval = f"[{_fmt(r['speedup_low'])}, {_fmt(r['speedup_high'])}]"
+            cells += [
+                f"{_fmt(r['speedup'])}× {interval}", f"{_fmt(r['theoretical_speedup'])}×",
+                _fmt(r["speedup"] / r["theoretical_speedup"]),
+            ]
+        table.add_row(*cells)
+    return table
+
+
+def noisy_warnings(rows: Sequence[dict[str, Any]]) -> list[str]:
+    return [
+        f"warning: {r['model']} timings were noisy ({r['noisy_reason']}); the machine may be busy, "
+        "rerun or raise --runs"
+        for r in rows
+        if r.get("noisy")
+    ]

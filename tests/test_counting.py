@@ -1,0 +1,65 @@
+import pytest
+import torch
+from torch import nn
+
+from convbench.counting import CONVENTIONS, count, count_module, module_breakdown
+from convbench.errors import UserInputError
+
+
+def test_counts_a_plain_conv_exactly():
+    conv = nn.Conv2d(8, 16, kernel_size=3, padding=1, bias=False)
+    result = count_module(conv, (1, 8, 10, 10))
+    assert result.macs == 16 * 8 * 9 * 10 * 10
+    assert result.params == 16 * 8 * 9
+    assert result.uncounted == {}
+
+
+def test_resnet50_matches_fvcores_published_figure_and_lists_uncounted_ops():
+    result = count("resnet50")
+    assert result.gmacs == pytest.approx(4.1115, abs=1e-4)  # timm's published 4.11 GMACs (fvcore)
+    assert result.params == 25_557_032
+    assert result.uncounted == {"add_": 16, "max_pool2d": 1}
+
+
+def test_mod_models_report_their_routing_ops_as_uncounted():
+    result = count("resnet18-mod-cifar10")
+    assert result.uncounted["topk"] == 4
+    assert result.uncounted["sigmoid"] == 4
+
+
+def test_mac_plus_adds_activations():
+    module = nn.Sequential(nn.Conv2d(3, 4, 1, bias=False), nn.ReLU())
+    plain = count_module(module, (1, 3, 5, 5))
+    plus = count_module(module, (1, 3, 5, 5), convention="mac+")
+    assert plus.macs - plain.macs == 4 * 5 * 5
+    assert "relu" not in plus.uncounted
+
+
+def test_resolution_and_batch_scale_the_count():
+    base = count("resnet18-cifar10")
+    assert count("resnet18-cifar10", resolution=64).macs == pytest.approx(4 * base.macs, rel=0.01)
+    assert count("resnet18-cifar10", batch_size=2).macs == 2 * base.macs
+
+
+def test_by_module_breakdown_covers_the_stages():
+    result = count("resnet50-mod-cifar10")
+    rows = {name: macs for name, macs, _ in module_breakdown(result, max_depth=1)}
+    assert {"layer1", "layer2", "layer3", "layer4", "fc"} <= set(rows)
+    assert sum(rows.values()) == result.macs
+
+
+def test_unknown_convention_is_a_user_error():
+    with pytest.raises(UserInputError, match="unknown counting convention"):
+        count_module(nn.Identity(), (1, 1, 2, 2), convention="nope")
+
+
+def test_every_convention_is_described():
+    for convention in CONVENTIONS.values():
+        assert convention.description
+
+
+def test_counting_needs_an_input_size_for_a_module():
+    with pytest.raises(ValueError):
+        count(nn.Identity())
+    assert count(nn.Conv2d(1, 1, 1, bias=False), input_size=(1, 4, 4)).macs == 16
+    assert torch.is_grad_enabled()
