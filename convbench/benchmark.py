@@ -13,7 +13,8 @@ from typing import Any
 from convbench.counting import DEFAULT_CONVENTION, CountResult, count
 from convbench.errors import UserInputError
 from convbench.measure import Measurement, Progress, TimingSettings, measure
-from convbench.models.registry import get_entry
+from convbench.models.mod import DEFAULT_MOD_IMPL, check_impl
+from convbench.models.registry import ModelEntry, get_entry
 from convbench.results import environment, load_average
 from convbench.runtimes import RuntimeOptions, get_runtime
 from convbench.stats import NOISY_CV, speedup, summarize
@@ -34,6 +35,7 @@ class BenchmarkConfig:
     resolution: int | None = None
     exporter: str = "dynamo"
     convention: str = DEFAULT_CONVENTION
+    mod_impl: str | None = None  # MoD block implementation for models of the "mod" family
     timing: TimingSettings = field(default_factory=TimingSettings)
 
     def validate(self) -> BenchmarkConfig:
@@ -44,12 +46,19 @@ class BenchmarkConfig:
         if self.threads is not None and not 1 <= self.threads <= 1024:
             raise UserInputError(f"--threads must be at least 1, got {self.threads}")
         self.timing.validate()
+        if self.mod_impl is not None:
+            check_impl(self.mod_impl)
         return self
+
+    def overrides_for(self, entry: ModelEntry) -> dict[str, Any]:
+        """Builder arguments this configuration implies for one model."""
+        if self.mod_impl is not None and entry.family == "mod":
+            return {"impl": self.mod_impl}
+        return {}
 
 
 def benchmark(
-    models: Sequence[str], config: BenchmarkConfig | None = None, progress: Progress | None = None,
-    **overrides: Any,
+    models: Sequence[str], config: BenchmarkConfig | None = None, progress: Progress | None = None
 ) -> list[dict[str, Any]]:
     """Count and time ``models`` (interleaved) and return one result row each.
 
@@ -64,17 +73,18 @@ def benchmark(
     entries = [get_entry(m) for m in models]  # unknown names fail here, before any work
     runtime = get_runtime(config.runtime, config.device)
     threads = config.threads or available_cores()
-    options = RuntimeOptions(
-        device=config.device, threads=threads, batch_size=config.batch_size, resolution=config.resolution,
-        exporter=config.exporter, overrides=dict(overrides),
-    )
-
     counts: dict[str, CountResult] = {}
     prepared = {}
-    for name in models:
+    for entry in entries:
+        name = entry.name
+        overrides = config.overrides_for(entry)
         if progress:
             progress.phase(f"counting and preparing {name} ({runtime.name})", None)
         counts[name] = count(name, resolution=config.resolution, convention=config.convention, **overrides)
+        options = RuntimeOptions(
+            device=config.device, threads=threads, batch_size=config.batch_size, resolution=config.resolution,
+            exporter=config.exporter, overrides=overrides,
+        )
         prepared[name] = runtime.prepare(name, options)
 
     load_before = load_average()
@@ -91,6 +101,8 @@ def benchmark(
                  prepared[name].setup_seconds, config, runtime.name, threads,
                  entry.resolution if config.resolution is None else config.resolution, env)
         )
+        default_impl = DEFAULT_MOD_IMPL if entry.family == "mod" else ""
+        rows[-1]["mod_impl"] = config.overrides_for(entry).get("impl", default_impl)
         if len(models) > 1:
             s = speedup(measurements[base].samples, measurements[name].samples)
             rows[-1].update(

@@ -64,6 +64,9 @@ Output = Annotated[
 ]
 Format = Annotated[str | None, typer.Option("--format", help="csv or json (default: from the file suffix).")]
 NoSave = Annotated[bool, typer.Option("--no-save", help="Print only; write no result file.")]
+ModImpl = Annotated[
+    str | None, typer.Option("--mod-impl", help="MoD block implementation for CNN-MoD models (see docs).")
+]
 Convention = Annotated[
     str, typer.Option(help="MAC counting convention: fvcore or mac+ (see `convbench count --help`).")
 ]
@@ -127,16 +130,20 @@ def export_command(
     exporter: Exporter = "dynamo",
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Export again even if cached.")] = False,
+    mod_impl: ModImpl = None,
 ) -> None:
     """Export to ONNX (cached) and verify the result against PyTorch."""
+    from convbench.benchmark import BenchmarkConfig
     from convbench.export import export_onnx
+    from convbench.models import get_entry
     from convbench.report import console, export_table, progress_display
 
     with progress_display() as progress:
         progress.phase(f"exporting {model} ({exporter})", None)
+        overrides = BenchmarkConfig(mod_impl=mod_impl).validate().overrides_for(get_entry(model))
         result = export_onnx(
             model, batch_size=batch_size, resolution=resolution, exporter=exporter, opset=opset, output=output,
-            use_cache=not no_cache,
+            use_cache=not no_cache, **overrides,
         )
     console.print(export_table(result))
 
@@ -144,7 +151,8 @@ def export_command(
 def _run_benchmark(
     command: str, models: list[str], device: str, runtime: str | None, threads: int | None, batch_size: int,
     resolution: int | None, exporter: str, warmup: int, warmup_time: float, runs: int, min_time: float,
-    output: Path | None, fmt: str | None, no_save: bool, convention: str,
+    output: Path | None, fmt: str | None, no_save: bool, convention: str, mod_impl: str | None,
+    op_profile: bool = False,
 ) -> None:
     from convbench.benchmark import BenchmarkConfig, benchmark
     from convbench.measure import TimingSettings
@@ -153,7 +161,7 @@ def _run_benchmark(
 
     config = BenchmarkConfig(
         device=device, runtime=runtime, threads=threads, batch_size=batch_size, resolution=resolution,
-        exporter=exporter, convention=convention,
+        exporter=exporter, convention=convention, mod_impl=mod_impl,
         timing=TimingSettings(warmup=warmup, warmup_time=warmup_time, runs=runs, min_time=min_time),
     ).validate()
     path = None
@@ -170,6 +178,23 @@ def _run_benchmark(
     if path is not None:
         write_rows(path, rows, fmt)
         err_console.print(f"wrote {len(rows)} row(s) to {path}")
+    if op_profile:
+        _print_operator_profiles(models, rows, config)
+
+
+def _print_operator_profiles(models: list[str], rows: list[dict[str, Any]], config: Any) -> None:
+    from convbench.export import export_onnx
+    from convbench.models import get_entry
+    from convbench.report import console, operator_table, progress_display
+    from convbench.runtimes.onnxruntime import operator_profile
+
+    for model, row in zip(models, rows, strict=True):
+        with progress_display() as progress:
+            progress.phase(f"profiling operators of {model}", None)
+            exported = export_onnx(model, batch_size=config.batch_size, resolution=config.resolution,
+                                   exporter=config.exporter, **config.overrides_for(get_entry(model)))
+            ops = operator_profile(exported, row["threads"], runs=min(config.timing.runs, 20))
+        console.print(operator_table(model, ops))
 
 
 @app.command("profile")
@@ -190,10 +215,16 @@ def profile_command(
     fmt: Format = None,
     no_save: NoSave = False,
     convention: Convention = "fvcore",
+    mod_impl: ModImpl = None,
+    op_profile: Annotated[
+        bool, typer.Option("--op-profile", help="Also print ONNX Runtime's time per operator type.")
+    ] = False,
 ) -> None:
     """Count, export and time one model; one result row."""
+    if op_profile and runtime not in (None, "onnxruntime"):
+        raise UserInputError("--op-profile uses ONNX Runtime's profiler; it needs --runtime onnxruntime")
     _run_benchmark("profile", [model], device, runtime, threads, batch_size, resolution, exporter, warmup,
-                   warmup_time, runs, min_time, output, fmt, no_save, convention)
+                   warmup_time, runs, min_time, output, fmt, no_save, convention, mod_impl, op_profile)
 
 
 @app.command("compare")
@@ -214,12 +245,13 @@ def compare_command(
     fmt: Format = None,
     no_save: NoSave = False,
     convention: Convention = "fvcore",
+    mod_impl: ModImpl = None,
 ) -> None:
     """Time models interleaved in one process; speed-up over the first with a bootstrap 95% interval."""
     if len(models) < 2:
         raise UserInputError("compare needs at least two models (the first is the baseline); use profile for one")
     _run_benchmark("compare", models, device, runtime, threads, batch_size, resolution, exporter, warmup,
-                   warmup_time, runs, min_time, output, fmt, no_save, convention)
+                   warmup_time, runs, min_time, output, fmt, no_save, convention, mod_impl)
 
 
 def main() -> None:

@@ -145,3 +145,15 @@ def noisy_warnings(rows: Sequence[dict[str, Any]]) -> list[str]:
         for r in rows
         if r.get("noisy")
     ]
+
+
+def operator_table(model: str, rows: Sequence[Any]) -> Table:
+    """ONNX Runtime per-operator-type time (rows of ``OperatorTime``)."""
+    table = Table(title=f"{model}: ONNX Runtime time per operator type (its own profiler)")
+    table.add_column("operator")
+    table.add_column("ms / run", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("nodes", justify="right")
+    for r in rows:
+        table.add_row(r.op_type, f"{r.ms_per_run:.3f}", f"{r.share:.1%}", str(r.nodes))
+    return table

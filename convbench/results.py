@@ -27,7 +27,7 @@ FORMATS = ("csv", "json")
 
 COLUMNS = [
     "run_id", "model", "family", "paper", "batch_size", "resolution", "device", "runtime", "threads",
-    "exporter", "gmacs", "params_m", "macs_convention",
+    "exporter", "mod_impl", "gmacs", "params_m", "macs_convention",
     "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p90_ms", "p99_ms", "iqr_ms", "cv", "n_runs",
     "first_run_ms", "setup_ms", "throughput_ips", "noisy", "noisy_reason",
     "baseline", "speedup", "speedup_low", "speedup_high", "theoretical_speedup",

@@ -2,7 +2,7 @@
 CVPR Workshops 2021, arXiv:2106.10486) — a RECONSTRUCTION.
 
 No code was ever released for CompConv and the paper's full text was not available to us; this module is
-rebuilt from two secondary write-ups of the method (Sec. 3 of the paper: Eq. 2-7) and from the arithmetic
+rebuilt from two secondary write-ups of the method (the paper's Eq. 2-7) and from the arithmetic
 the paper states (research notes ``compconv-micronet.md`` §A.2-A.3):
 
 * Output channels are produced by a divide-and-conquer recursion of depth ``d`` (Eq. 2-3): every level ``ℓ``
@@ -36,7 +36,7 @@ from convbench.models.vgg import VGG_STAGES, CifarVGG
 
 TailSource = Literal["smallest", "largest"]
 
-MAX_DEPTH = 3  # the paper caps d at 3 so the smallest unit keeps enough capacity (§3, Eq. 5)
+MAX_DEPTH = 3  # the paper caps d at 3 so the smallest unit keeps enough capacity (Eq. 5)
 RECOMMENDED_LAMBDA = 128  # "CompConv128", recommended for VGG and ResNet
 CIFAR_INPUT = (3, 32, 32)  # same as convbench.models.vgg
 
@@ -261,14 +261,14 @@ def resnet_compconv(
     tail_from: TailSource = "smallest",
     replace_downsample: bool = False,
 ) -> ResNet:
-    """torchvision ResNet whose residual-branch convolutions are CompConv (paper §4, ImageNet ResNet).
+    """torchvision ResNet with CompConv in its residual branches (the paper's ImageNet ResNet experiments).
 
     Every 3×3 and 1×1 convolution of the residual branches in layer1-layer4 is replaced; the 7×7 stem and the
     classifier stay plain (the stem has 3 input channels, nothing to compress).
     Choice (the paper does not say): the 1×1 downsample projections on the shortcut stay plain by default —
     they are shape adapters on the identity path rather than feature-learning layers, and with CompConv they
     would pass strided input channels through the shortcut unchanged. ``replace_downsample=True`` replaces
-    them too (about 9 % of ResNet-50's MACs).
+    them too (the plain projections are about 9 % of ResNet-50's MACs).
     """
     block, layers = RESNETS[arch]
     model = ResNet(block, layers, num_classes=num_classes)
@@ -322,7 +322,7 @@ def _register_resnet(name: str, arch: str, lam: int) -> None:
         return resnet_compconv(arch, lam, num_classes, tail_from, replace_downsample)
 
     builder.__doc__ = (
-        f"{arch} with CompConv{lam} in every residual-branch conv (Zhang et al., CVPRW 2021, §3-4); {_RECON}."
+        f"{arch} with CompConv{lam} in every residual-branch conv (Zhang et al., CVPRW 2021); {_RECON}."
     )
     register_model(name, family="compconv", paper="compconv")(builder)
 
@@ -337,8 +337,8 @@ for _name, (_arch, _lam) in _RESNET_MODELS.items():
     paper="compconv",
     input_size=CIFAR_INPUT,
     num_classes=10,
-    description=f"CIFAR VGG16-BN with CompConv128 in all but the first conv (CVPRW 2021, §3-4); {_RECON}.",
+    description=f"CIFAR VGG16-BN with CompConv128 in all but the first conv (CVPRW 2021, Eq. 2-7); {_RECON}.",
 )
 def vgg16_bn_compconv128_cifar10(num_classes: int = 10, tail_from: TailSource = "smallest") -> nn.Module:
-    """CIFAR VGG16-BN with CompConv128 (Zhang et al., CVPRW 2021, §3-4; CIFAR experiments); reconstruction."""
+    """CIFAR VGG16-BN with CompConv128 (Zhang et al., CVPRW 2021, CIFAR experiments); reconstruction."""
     return vgg_compconv_cifar(16, RECOMMENDED_LAMBDA, num_classes, tail_from)

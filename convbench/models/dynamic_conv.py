@@ -1,6 +1,6 @@
 """Dynamic convolutions that mix a bank of K kernels per sample: ODConv and DY-Conv.
 
-* **ODConv** -- Li, Zhou, Yao, "Omni-Dimensional Dynamic Convolution", ICLR 2022 (arXiv 2209.07947), §3.2;
+* **ODConv** -- Li, Zhou, Yao, "Omni-Dimensional Dynamic Convolution", ICLR 2022 (arXiv 2209.07947), §3;
   official code OSVAI/ODConv ``modules/odconv.py``, ``models/od_resnet.py``, ``models/od_mobilenetv2.py``.
   Four attentions (input channel, output channel / filter, spatial, kernel) computed from one squeezed
   descriptor; ODConv(1×) is ``kernel_num=1``, ODConv(4×) is ``kernel_num=4``.
@@ -153,7 +153,7 @@ def _resnet_block_convs(model: ResNet, include_downsample: bool) -> list[str]:
 
 
 class ODAttention(nn.Module):
-    """ODConv's attention branch (paper §3.2, Fig. 2; official ``Attention`` in ``modules/odconv.py``).
+    """ODConv's attention branch (paper §3; official ``Attention`` in ``modules/odconv.py``).
 
     GAP → FC (``max(int(C·reduction), 16)`` hidden, no bias) → BN → ReLU → four heads. Heads that the layer
     geometry makes trivial are absent and return ``None``: the filter head for depthwise convs, the spatial
@@ -210,7 +210,7 @@ class ODAttention(nn.Module):
 
 
 class ODConv2d(nn.Module):
-    """Omni-dimensional dynamic convolution (ODConv, ICLR 2022, §3.2, Eq. 2).
+    """Omni-dimensional dynamic convolution (ODConv, ICLR 2022, §3).
 
     ``y = (α_f ⊙ conv(x ⊙ α_c, α_s ⊙ Σ_k α_wk W_k))``: the input-channel attention is applied to the input and
     the filter attention to the output (equivalent to applying them to the kernel, official code comment), the
@@ -339,7 +339,7 @@ def od_mobilenetv2(
 
 
 class DynamicConv2d(nn.Module):
-    """Dynamic convolution (DY-Conv, CVPR 2020, §3, Eq. 1 and Fig. 3).
+    """Dynamic convolution (DY-Conv, CVPR 2020, §3).
 
     ``W(x) = Σ_k π_k(x) W_k`` with ``π = softmax(FC(ReLU(FC(GAP(x)))) / τ)``; ``π`` sums to one over the K
     kernels.
@@ -379,7 +379,7 @@ class DynamicConv2d(nn.Module):
         self.weight = nn.Parameter(
             torch.empty(kernel_num, out_channels, in_channels // groups, *self.kernel_size)
         )
-        # Per-kernel bias, aggregated with the same attention as the kernels (paper Eq. 1); off in ResNets.
+        # Per-kernel bias, aggregated with the same attention as the kernels (paper §3); off in ResNets.
         self.bias = nn.Parameter(torch.zeros(kernel_num, out_channels)) if bias else None
         for k in range(kernel_num):
             nn.init.kaiming_normal_(self.weight.data[k], mode="fan_out", nonlinearity="relu")
@@ -414,7 +414,7 @@ def dy_resnet(
     num_classes: int = 1000,
     temperature: float = 1.0,
 ) -> ResNet:
-    """DY-Conv ResNet (DY-Conv paper §4: dynamic convolution in every layer except the first).
+    """DY-Conv ResNet: dynamic convolution in every layer except the first (DY-Conv paper, DY-ResNet).
 
     torchvision's ResNet with every conv of the residual stages, **including the 1×1 downsample shortcuts**,
     replaced by :class:`DynamicConv2d`; the 7×7 stem and the ``fc`` stay static. The shortcut choice is not
@@ -440,7 +440,8 @@ def _register_od_resnet(name: str, block: type[BasicBlock | Bottleneck], layers:
 
     depth = 18 if block is BasicBlock else 50
     builder.__doc__ = (
-        f"ResNet{depth} with ODConv({k}×) (Li, Zhou, Yao, ICLR 2022, §4.1; official models/od_resnet.py)."
+        f"ResNet{depth} with ODConv({k}×) (Li, Zhou, Yao, ICLR 2022; params per ODConv README; "
+        "official models/od_resnet.py)."
     )
     register_model(
         name,
@@ -456,7 +457,7 @@ def _register_od_mobilenetv2(name: str, k: int) -> None:
         return od_mobilenetv2(1.0, kernel_num=k, num_classes=num_classes, temperature=temperature)
 
     builder.__doc__ = (
-        f"MobileNetV2 (1.0×) with ODConv({k}×) (Li, Zhou, Yao, ICLR 2022, §4.1; official "
+        f"MobileNetV2 (1.0×) with ODConv({k}×) (Li, Zhou, Yao, ICLR 2022; params per ODConv README; official "
         "models/od_mobilenetv2.py)."
     )
     register_model(
@@ -490,6 +491,6 @@ for _name, _k in (("mobilenetv2-odconv-1x", 1), ("mobilenetv2-odconv-4x", 4)):
     ),
 )
 def resnet18_dyconv_4x(num_classes: int = 1000, temperature: float = 1.0) -> nn.Module:
-    """ResNet18 with DY-Conv (K = 4) (Chen et al., CVPR 2020, §3–4), the 4× baseline of ODConv Table 2 / KW
-    Table 1."""
+    """ResNet18 with DY-Conv (K = 4) (Chen et al., CVPR 2020, §3), the 4× baseline of the ODConv and KW
+    papers' ResNet18 comparison (45.47 M)."""
     return dy_resnet(BasicBlock, [2, 2, 2, 2], kernel_num=4, num_classes=num_classes, temperature=temperature)

@@ -120,7 +120,7 @@ def _initial_cells(num_mixtures: int, first_cell: int, cell_num_ratio: float) ->
 
 
 class KWAttention(nn.Module):
-    """Per-layer attention over the warehouse (paper §3.2; official ``Attention``).
+    """Per-layer attention over the warehouse (paper §3; official ``Attention``).
 
     Produces ``[B·m, n]`` mixture weights: ``m`` = this layer's cells, ``n`` = warehouse cells.
     """
@@ -188,8 +188,10 @@ class KWAttention(nn.Module):
         return z.reshape(-1, self.num_mixtures * (self.num_cells + 1)) + self.basis_bias
 
     def contrast(self, logits: Tensor) -> Tensor:
-        """CAF (paper Eq. 5): ``(1-τ)·z/(Σ_p|z_p| + ε) + τ·β`` per group, zero-cell column dropped → ``[B·m,
-        n]``."""
+        """CAF (paper §3): ``(1-τ)·z/(Σ_p|z_p| + ε) + τ·β`` per group; zero-cell column dropped.
+
+        Returns ``[B·m, n]``.
+        """
         slots = self.num_cells + 1
         z = logits.reshape(-1, slots)
         alpha = z / (z.abs().sum(dim=1, keepdim=True) + CAF_EPS)
@@ -204,7 +206,7 @@ class KWAttention(nn.Module):
 
 
 class KWConv2d(nn.Module):
-    """A 2-D convolution whose kernel is assembled per sample from a shared warehouse (paper §3.1–3.3).
+    """A 2-D convolution whose kernel is assembled per sample from a shared warehouse (paper §3).
 
     Holds no kernel of its own (only an optional bias); :meth:`WarehouseManager.build` attaches the attention
     and the cell geometry. Stride, padding, dilation and groups behave as in ``nn.Conv2d``.
@@ -353,6 +355,8 @@ class WarehouseManager(nn.Module):
     def build(self, network: nn.Module) -> None:
         """Create the warehouses, then give every KW layer of ``network`` (module order) its attention and its
         own cells (β targets, Kaiming init)."""
+        if self.cells:
+            raise RuntimeError("WarehouseManager.build() already ran")
         for name, shapes in self._members.items():
             config = self.config(name)
             # Cell channels: gcd over the member layers, scaled by the in/out ratios (official store()).
@@ -645,7 +649,7 @@ def _register_kw_resnet(name: str) -> None:
         )
 
     builder.__doc__ = (
-        f"ResNet{depth} with KernelWarehouse {_budget_label(b)} (Li & Yao, ICML 2024, §3, Table 1/2; "
+        f"ResNet{depth} with KernelWarehouse {_budget_label(b)} (Li & Yao, ICML 2024, §3; params per README; "
         f"official models/kw_resnet.py with configs/resnet{depth}/{config})."
     )
     register_model(
@@ -681,8 +685,8 @@ def _register_kw_mobilenetv2(name: str, width: float, b: float) -> None:
 
     source = "models/kw1d2x_mobilenetv2.py" if b == 0.5 else "models/kw_mobilenetv2.py"
     builder.__doc__ = (
-        f"MobileNetV2 ({width_label}) with KernelWarehouse {label} (Li & Yao, ICML 2024, §3 and Table 3; "
-        f"official {source} with {config})."
+        f"MobileNetV2 ({width_label}) with KernelWarehouse {label} (Li & Yao, ICML 2024, §3; params per "
+        f"README; official {source} with {config})."
     )
     register_model(
         name,
@@ -706,6 +710,6 @@ for _width, _stem in ((1.0, "mobilenetv2"), (0.5, "mobilenetv2-050")):
     description="ConvNeXt-Tiny with KernelWarehouse 1× (official config kw1x_convnext_tiny.json)",
 )
 def convnext_tiny_kw_1x(num_classes: int = 1000, temperature: float = 0.0) -> nn.Module:
-    """ConvNeXt-Tiny with KernelWarehouse 1× (Li & Yao, ICML 2024, §3 and Table 2; official
+    """ConvNeXt-Tiny with KernelWarehouse 1× (Li & Yao, ICML 2024, §3; params per README; official
     models/kw_convnext.py with configs/convnext/kw1x_convnext_tiny.json)."""
     return kw_convnext_tiny(1.0, num_classes=num_classes, temperature=temperature)

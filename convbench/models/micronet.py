@@ -1,14 +1,17 @@
 """MicroNet (Li, Chen, Dai, Chen, Liu, Yuan, Liu, Zhang, Vasconcelos. MicroNet: Improving Image Recognition
 with Extremely Low FLOPs. ICCV 2021, arXiv:2108.05894), models M0-M3.
 
-Written from the paper's description (Sec. 3: Micro-Factorized pointwise and depthwise convolution, Dynamic
-Shift-Max, Micro-Blocks A/B/C; Sec. 4, Table 1: the architectures) and from a reading of the official
+Written from the paper's description (Micro-Factorized pointwise and depthwise convolution, Dynamic
+Shift-Max, Micro-Blocks A/B/C, Fig. 4; Table 1: the architectures) and from a reading of the official
 code's configurations (github.com/liyunsheng13/micronet, ``backbone/microconfig.py``, the ``scripts/``
 settings), whose layer widths, groups and activation settings the tables below restate. The structure
 reproduces the official implementation layer for layer (same parameter tensors, same channel
 permutations, same Dynamic Shift-Max semantics), so parameter counts equal the published 1.0 / 1.8 / 2.4 /
 2.6 M. No pretrained weights are available (the official download links are dead); weights are random,
-initialised as the official code does.
+initialised as the official code does. With those weights and eval-mode BatchNorm (unit running stats) the
+activations shrink layer by layer (logits ~1e-14 for M0/M1, ~1e-22 for M3; no denormals in float32), as in
+torchvision's randomly initialised MobileNetV3 (~1e-9): compare outputs across runtimes with a relative
+tolerance.
 
 Where the official code and the paper's formulas differ, the code is followed and a comment says so.
 """
@@ -72,7 +75,7 @@ class ChannelShuffle(nn.Module):
 
 
 class DynamicShiftMax(nn.Module):
-    """Dynamic Shift-Max (paper Sec. 3.3, Eq. 5), J = 2 and K ∈ {1, 2}.
+    """Dynamic Shift-Max (the paper's Dynamic Shift-Max section), J = 2 and K ∈ {1, 2}.
 
     ``y = max_k (a_k ⊙ x + b_k ⊙ shift(x))`` over K = ``maxes`` branches (K = 1: no max, a dynamic linear
     mix). The 2·K·C coefficients come from an SE-like branch: global average pool → Linear(C, S) → ReLU →
@@ -132,7 +135,7 @@ class DynamicShiftMax(nn.Module):
 def micro_depthwise(
     channels: int, kernel_size: int, stride: int, mult: tuple[int, int] = (1, 1)
 ) -> nn.Sequential:
-    """Micro-Factorized depthwise convolution (Sec. 3.1): a k×1 then a 1×k depthwise conv, each with BN;
+    """Micro-Factorized depthwise convolution: a k×1 then a 1×k depthwise conv, each with BN;
     each may multiply the channels (``mult``), which is how Micro-Block-A expands while filtering."""
     mid = channels * mult[0]
     return nn.Sequential(
@@ -295,7 +298,7 @@ _SQUEEZE_INIT = {"init_a": (1.0, 0.0), "init_b": (0.0, 0.0)}
 
 
 class MicroBlock(nn.Module):
-    """Micro-Block A, B/C or the final 1×1 expansion (paper Sec. 3.4, Fig. 4), built from a BlockSpec.
+    """Micro-Block A, B/C or the final 1×1 expansion (paper Fig. 4), built from a BlockSpec.
 
     * A ("lite" combination): micro-factorized depthwise conv that expands 4× (2× per 1-D conv), DSM (or
       ReLU6), shuffles, grouped 1×1 squeeze, DSM K = 1, shuffles.
@@ -381,7 +384,7 @@ class SwishLinear(nn.Sequential):
 
 
 class MicroNet(nn.Module):
-    """MicroNet (ICCV 2021). Stem (Sec. 3.1 factorized 3×3 conv: 3×1 then grouped 1×3, shuffle, ReLU6),
+    """MicroNet (ICCV 2021). Stem (factorized 3×3 conv: 3×1 then grouped 1×3, shuffle, ReLU6),
     Micro-Blocks, then ReLU6 → global pool → h-swish → SwishLinear → dropout → SwishLinear(classes)."""
 
     def __init__(self, spec: MicroNetSpec, num_classes: int = 1000) -> None:
@@ -485,7 +488,7 @@ def _register(variant: str) -> None:
         return micronet(variant, num_classes)
 
     builder.__doc__ = (
-        f"MicroNet-{variant.upper()} (~{spec.madds} MAdds; Li et al., ICCV 2021, Sec. 3-4, Table 1), "
+        f"MicroNet-{variant.upper()} (~{spec.madds} MAdds; Li et al., ICCV 2021, Table 1), "
         "structure as the official code; random weights."
     )
     register_model(f"micronet-{variant}", family="micronet", paper="micronet")(builder)

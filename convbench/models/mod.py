@@ -38,6 +38,7 @@ from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from convbench.errors import UserInputError
 from convbench.models.registry import register_model
 from convbench.models.resnet import CIFAR_INPUT, build_resnet
 from convbench.models.vgg import VGG_STAGES, CifarVGG, conv_bn_relu
@@ -112,10 +113,13 @@ class MoDBlock(nn.Module):
         order: Order = "score",
         fuse_to: FuseTo = "first",
         selection: Selection = "learned",
+        impl: str = "gather-concat",
     ) -> None:
         super().__init__()
         if not 1 <= k <= channels:
             raise ValueError(f"k must be in [1, {channels}], got {k}")
+        check_impl(impl)
+        self.impl = impl
         self.channels = channels
         self.k = k
         self.order = order
@@ -132,14 +136,32 @@ class MoDBlock(nn.Module):
         return scores, idx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scores, idx = self.select(x)
-        b, _, h, w = x.shape
-        selected = torch.gather(x, 1, idx[:, :, None, None].expand(b, self.k, h, w))
-        processed = self.inner(selected) * scores[:, :, None, None]
-        if self.fuse_to == "first":
-            return torch.cat([x[:, : self.k] + processed, x[:, self.k :]], dim=1)
-        split = self.channels - self.k
-        return torch.cat([x[:, :split], x[:, split:] + processed], dim=1)
+        return MOD_IMPLS[self.impl](self, x)
+
+
+def gather_concat(block: MoDBlock, x: torch.Tensor) -> torch.Tensor:
+    """The paper's formulation, written directly: GatherElements, shrunk block, scale, slice-add-concat."""
+    scores, idx = block.select(x)
+    b, _, h, w = x.shape
+    selected = torch.gather(x, 1, idx[:, :, None, None].expand(b, block.k, h, w))
+    processed = block.inner(selected) * scores[:, :, None, None]
+    if block.fuse_to == "first":
+        return torch.cat([x[:, : block.k] + processed, x[:, block.k :]], dim=1)
+    split = block.channels - block.k
+    return torch.cat([x[:, :split], x[:, split:] + processed], dim=1)
+
+
+# Implementations of the block's forward pass: numerically equivalent on the same weights, different graphs.
+# Chosen per model with the builder argument ``impl`` (``convbench ... --mod-impl NAME``).
+MOD_IMPLS: dict[str, Callable[[MoDBlock, torch.Tensor], torch.Tensor]] = {
+    "gather-concat": gather_concat,
+}
+DEFAULT_MOD_IMPL = "gather-concat"
+
+
+def check_impl(impl: str) -> None:
+    if impl not in MOD_IMPLS:
+        raise UserInputError(f"unknown MoD implementation {impl!r}; choose from {', '.join(MOD_IMPLS)}")
 
 
 def mod_k(channels: int, capacity: int) -> int:
@@ -175,6 +197,7 @@ def mod_resnet(
     order: Order = "score",
     fuse_to: FuseTo = "first",
     selection: Selection = "learned",
+    impl: str = DEFAULT_MOD_IMPL,
 ) -> ResNet:
     """A torchvision ResNet whose 0-indexed odd blocks in every stage are MoD blocks (paper Table 5)."""
     model = build_resnet(block_type, list(layers), num_classes=num_classes, cifar=cifar)
@@ -184,7 +207,7 @@ def mod_resnet(
         def make_mod(_old: nn.Module, _i: int, channels: int = channels) -> nn.Module:
             k = mod_k(channels, capacity)
             inner = _resnet_inner(block_type, k, shortcut)
-            return MoDBlock(channels, k, inner, order=order, fuse_to=fuse_to, selection=selection)
+            return MoDBlock(channels, k, inner, order=order, fuse_to=fuse_to, selection=selection, impl=impl)
 
         _mod_every_second(stage, make_mod)
     return model
@@ -213,6 +236,7 @@ def mod_mobilenetv2(
     order: Order = "score",
     fuse_to: FuseTo = "first",
     selection: Selection = "learned",
+    impl: str = DEFAULT_MOD_IMPL,
 ) -> MobileNetV2:
     """torchvision MobileNetV2 with every second inverted residual of each stage a MoD block (Table 6).
 
@@ -226,7 +250,7 @@ def mod_mobilenetv2(
             block = InvertedResidual(k, k, stride=1, expand_ratio=t)
             inner = block if shortcut == "block" else ResidualBranch(block)
             model.features[position + i] = MoDBlock(
-                c, k, inner, order=order, fuse_to=fuse_to, selection=selection
+                c, k, inner, order=order, fuse_to=fuse_to, selection=selection, impl=impl
             )
         position += n
     return model
@@ -240,6 +264,7 @@ def mod_vgg(
     order: Order = "score",
     fuse_to: FuseTo = "first",
     selection: Selection = "learned",
+    impl: str = DEFAULT_MOD_IMPL,
 ) -> CifarVGG:
     """CIFAR VGG-BN whose every second conv of a stage is a MoD conv (k -> k 3×3 + BN + ReLU; Table 9)."""
     model = CifarVGG(VGG_STAGES[depth], num_classes=num_classes)
@@ -248,7 +273,8 @@ def mod_vgg(
 
         def make_mod(_old: nn.Module, _i: int, channels: int = channels) -> nn.Module:
             k = mod_k(channels, capacity)
-            return MoDBlock(channels, k, conv_bn_relu(k, k), order=order, fuse_to=fuse_to, selection=selection)
+            inner = conv_bn_relu(k, k)
+            return MoDBlock(channels, k, inner, order=order, fuse_to=fuse_to, selection=selection, impl=impl)
 
         _mod_every_second(stage, make_mod)
     return model
@@ -284,10 +310,11 @@ def _register_resnet_mod(
         shortcut: Shortcut = "block",
         order: Order = "score",
         capacity: int = RESNET_CAPACITY,
+        impl: str = DEFAULT_MOD_IMPL,
     ) -> nn.Module:
         return mod_resnet(
             block_type, layers, num_classes=num_classes, cifar=cifar_classes is not None, capacity=capacity,
-            shortcut=shortcut, order=order, fuse_to=fuse_to, selection=selection,
+            shortcut=shortcut, order=order, fuse_to=fuse_to, selection=selection, impl=impl,
         )
 
     what = {"first": "", "last": ", fused onto the last k channels (Table 8)"}[fuse_to]
@@ -318,9 +345,12 @@ for _name in ("resnet18-mod", "resnet34-mod", "resnet50-mod"):
 
 def _register_mobilenet_mod(name: str, setting: list[list[int]], doc: str) -> None:
     def builder(
-        num_classes: int = 1000, shortcut: Shortcut = "block", order: Order = "score", fuse_to: FuseTo = "first"
+        num_classes: int = 1000, shortcut: Shortcut = "block", order: Order = "score", fuse_to: FuseTo = "first",
+        impl: str = DEFAULT_MOD_IMPL,
     ) -> nn.Module:
-        return mod_mobilenetv2(setting, num_classes=num_classes, shortcut=shortcut, order=order, fuse_to=fuse_to)
+        return mod_mobilenetv2(
+            setting, num_classes=num_classes, shortcut=shortcut, order=order, fuse_to=fuse_to, impl=impl
+        )
 
     builder.__doc__ = doc
     register_model(name, family="mod", paper="cnn-mod")(builder)
@@ -333,8 +363,11 @@ _register_mobilenet_mod(
 
 
 def _register_vgg_mod(depth: int, num_classes: int) -> None:
-    def builder(num_classes: int = num_classes, order: Order = "score", fuse_to: FuseTo = "first") -> nn.Module:
-        return mod_vgg(depth, num_classes=num_classes, order=order, fuse_to=fuse_to)
+    def builder(
+        num_classes: int = num_classes, order: Order = "score", fuse_to: FuseTo = "first",
+        impl: str = DEFAULT_MOD_IMPL,
+    ) -> nn.Module:
+        return mod_vgg(depth, num_classes=num_classes, order=order, fuse_to=fuse_to, impl=impl)
 
     builder.__doc__ = f"CNN-MoD VGG{depth}-BN for CIFAR-{num_classes}, every second conv a MoD conv (Table 9)."
     register_model(
