@@ -22,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstring paragraphs wrap to the terminal instead of keeping line breaks
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,6 +55,19 @@ RuntimeOpt = Annotated[
 Threads = Annotated[int | None, typer.Option(help="Intra-op threads (default: the available cores).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Batch size.")]
 Resolution = Annotated[int | None, typer.Option(help="Square input size (default: the model's).")]
+BatchSizes = Annotated[str, typer.Option("--batch-size", "-b", help="Batch size, or a list to sweep: 1,8,32.")]
+Resolutions = Annotated[
+    str | None, typer.Option("--resolution", help="Square input size (default: the model's), or a list: 160,224.")
+]
+Precision = Annotated[str, typer.Option(help="fp32, or fp16 / bf16 autocast (cuda).")]
+ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="channels-last memory format (torch).")]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the model (torch).")]
+TF32 = Annotated[bool, typer.Option("--tf32", help="Allow TF32 matmuls and convolutions (cuda; off by default).")]
+CudnnBenchmark = Annotated[
+    bool, typer.Option("--cudnn-benchmark/--no-cudnn-benchmark", help="cuDNN autotuning (cuda).")
+]
+CudaGraphs = Annotated[bool, typer.Option("--cuda-graphs", help="Capture once, replay per run (cuda).")]
+SaveSamples = Annotated[Path | None, typer.Option("--save-samples", help="Also write every raw latency (CSV/JSON).")]
 Exporter = Annotated[str, typer.Option(help="ONNX exporter: dynamo or torchscript.")]
 Warmup = Annotated[int, typer.Option(help="Warm-up runs (at least this many).")]
 WarmupTime = Annotated[float, typer.Option("--warmup-time", help="Warm-up seconds (at least this long).")]
@@ -68,7 +82,7 @@ ModImpl = Annotated[
     str | None, typer.Option("--mod-impl", help="MoD block implementation for CNN-MoD models (see docs).")
 ]
 Convention = Annotated[
-    str, typer.Option(help="MAC counting convention: fvcore or mac+ (see `convbench count --help`).")
+    str, typer.Option(help="MAC counting convention: convbench, fvcore, mac+, micronet or paper (`count --help`).")
 ]
 
 
@@ -98,14 +112,24 @@ def count_command(
     by_module: Annotated[bool, typer.Option("--by-module", help="Per-stage and per-block breakdown.")] = False,
     depth: Annotated[int, typer.Option(help="Module depth for --by-module.")] = 2,
     resolution: Resolution = None,
-    convention: Convention = "fvcore",
+    convention: Convention = "convbench",
 ) -> None:
-    """GMACs and parameters (fvcore, batch 1).
+    """GMACs and parameters (fvcore, batch 1): total MACs and the convolutions' MACs, uncounted ops listed.
 
-    Conventions: 'fvcore' (default) counts one fused multiply-add as one MAC for convolutions, linear layers
-    and matrix products, BatchNorm as 2 per element and adaptive pooling as 1 per input element;
-    element-wise ops are not counted and are listed as such. 'mac+' adds activations (1 per output element)
-    and max-pooling (1 per input element), as ptflops' module backend and the CNN-MoD paper count.
+    One fused multiply-add counts as one MAC. Conventions:
+
+    convbench (default): fvcore's handles (convolutions, matrix products, linear layers; BatchNorm 2 per
+    element; average pooling 1 per input element) plus element-wise products and divisions (1 per element)
+    and means (1 per input element). One rule for every dynamic convolution: KernelWarehouse's kernel
+    assembly and ODConv's / DY-Conv's aggregation are matrix products, their attention is products.
+    Additions, activations, max, top-k and gathers are free.
+
+    fvcore: fvcore's defaults only. mac+: the default plus activations and max-pooling (ptflops' module
+    backend; how CNN-MoD counts). micronet: convolutions, linear layers and element-wise products, no
+    BatchNorm or pooling (MicroNet's MAdds). paper: the convention of the model family's paper.
+
+    Module-hook counters (thop, torchinfo, ptflops' default backend) miss batch-folded convolutions and
+    kernel assembly, so their numbers for dynamic convolutions are far lower.
     """
     from convbench.counting import count
     from convbench.report import console, count_table, module_table
@@ -148,53 +172,79 @@ def export_command(
     console.print(export_table(result))
 
 
-def _run_benchmark(
-    command: str, models: list[str], device: str, runtime: str | None, threads: int | None, batch_size: int,
-    resolution: int | None, exporter: str, warmup: int, warmup_time: float, runs: int, min_time: float,
-    output: Path | None, fmt: str | None, no_save: bool, convention: str, mod_impl: str | None,
-    op_profile: bool = False,
-) -> None:
-    from convbench.benchmark import BenchmarkConfig, benchmark
+def parse_sizes(text: str | None, option: str) -> list[int | None]:
+    """``"1,8,32"`` -> ``[1, 8, 32]``; ``None`` -> ``[None]`` (the model's default)."""
+    if text is None:
+        return [None]
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserInputError(f"{option} takes whole numbers separated by commas, got {text!r}") from None
+    if not values:
+        raise UserInputError(f"{option} needs at least one value")
+    return list(dict.fromkeys(values))
+
+
+def _run_benchmark(command: str, models: list[str], *, op_profile: bool = False, **options: Any) -> None:
+    from convbench.benchmark import BenchmarkConfig, sweep
     from convbench.measure import TimingSettings
     from convbench.report import console, err_console, noisy_warnings, progress_display, results_table
-    from convbench.results import check_writable, output_format, write_rows
+    from convbench.results import check_writable, output_format, write_rows, write_samples
 
+    batch_sizes = parse_sizes(options["batch_size"], "--batch-size")
+    resolutions = parse_sizes(options["resolution"], "--resolution")
     config = BenchmarkConfig(
-        device=device, runtime=runtime, threads=threads, batch_size=batch_size, resolution=resolution,
-        exporter=exporter, convention=convention, mod_impl=mod_impl,
-        timing=TimingSettings(warmup=warmup, warmup_time=warmup_time, runs=runs, min_time=min_time),
+        device=options["device"], runtime=options["runtime"], threads=options["threads"],
+        batch_size=batch_sizes[0] or 1, resolution=resolutions[0], exporter=options["exporter"],
+        convention=options["convention"], mod_impl=options["mod_impl"], precision=options["precision"],
+        channels_last=options["channels_last"], compile=options["compile"], tf32=options["tf32"],
+        cudnn_benchmark=options["cudnn_benchmark"], cuda_graphs=options["cuda_graphs"],
+        timing=TimingSettings(warmup=options["warmup"], warmup_time=options["warmup_time"], runs=options["runs"],
+                              min_time=options["min_time"]),
     ).validate()
+    if op_profile and config.runtime_name != "onnxruntime":
+        raise UserInputError("--op-profile uses ONNX Runtime's profiler; it needs --runtime onnxruntime")
     path = None
-    if not no_save:
-        path = output or Path("results") / f"{command}.csv"
-        output_format(path, fmt)
+    if not options["no_save"]:
+        path = options["output"] or Path("results") / f"{command}.csv"
+        output_format(path, options["fmt"])
         check_writable(path)  # before minutes of measuring, not after
+    samples_path = options["save_samples"]
+    if samples_path is not None:
+        output_format(samples_path, None)
+        check_writable(samples_path)
+    samples: list[dict[str, Any]] = []
     with progress_display() as progress:
-        rows = benchmark(models, config, progress)
-    title = "convbench " + command + " " + " ".join(models)
-    console.print(results_table(rows, title))
+        rows = sweep(models, config, batch_sizes, resolutions, progress, samples)
+    console.print(results_table(rows, "convbench " + command + " " + " ".join(models)))
     for line in noisy_warnings(rows):
         err_console.print(line, style="yellow")
     if path is not None:
-        write_rows(path, rows, fmt)
+        write_rows(path, rows, options["fmt"])
         err_console.print(f"wrote {len(rows)} row(s) to {path}")
+    if samples_path is not None:
+        write_samples(samples_path, samples)
+        err_console.print(f"wrote raw latencies of {len(samples)} model run(s) to {samples_path}")
     if op_profile:
-        _print_operator_profiles(models, rows, config)
+        _print_operator_profiles(rows, config)
 
 
-def _print_operator_profiles(models: list[str], rows: list[dict[str, Any]], config: Any) -> None:
+def _print_operator_profiles(rows: list[dict[str, Any]], config: Any) -> None:
     from convbench.export import export_onnx
     from convbench.models import get_entry
     from convbench.report import console, operator_table, progress_display
     from convbench.runtimes.onnxruntime import operator_profile
 
-    for model, row in zip(models, rows, strict=True):
+    for row in rows:
+        if row.get("error"):
+            continue
+        model = row["model"]
         with progress_display() as progress:
             progress.phase(f"profiling operators of {model}", None)
-            exported = export_onnx(model, batch_size=config.batch_size, resolution=config.resolution,
+            exported = export_onnx(model, batch_size=row["batch_size"], resolution=row["resolution"],
                                    exporter=config.exporter, **config.overrides_for(get_entry(model)))
             ops = operator_profile(exported, row["threads"], runs=min(config.timing.runs, 20))
-        console.print(operator_table(model, ops))
+        console.print(operator_table(f"{model} (batch {row['batch_size']}, {row['resolution']} px)", ops))
 
 
 @app.command("profile")
@@ -204,8 +254,8 @@ def profile_command(
     device: Device = "cpu",
     runtime: RuntimeOpt = None,
     threads: Threads = None,
-    batch_size: BatchSize = 1,
-    resolution: Resolution = None,
+    batch_size: BatchSizes = "1",
+    resolution: Resolutions = None,
     exporter: Exporter = "dynamo",
     warmup: Warmup = 10,
     warmup_time: WarmupTime = 1.0,
@@ -214,17 +264,23 @@ def profile_command(
     output: Output = None,
     fmt: Format = None,
     no_save: NoSave = False,
-    convention: Convention = "fvcore",
+    save_samples: SaveSamples = None,
+    convention: Convention = "convbench",
     mod_impl: ModImpl = None,
+    precision: Precision = "fp32",
+    channels_last: ChannelsLast = False,
+    compile: Compile = False,
+    tf32: TF32 = False,
+    cudnn_benchmark: CudnnBenchmark = True,
+    cuda_graphs: CudaGraphs = False,
     op_profile: Annotated[
         bool, typer.Option("--op-profile", help="Also print ONNX Runtime's time per operator type.")
     ] = False,
 ) -> None:
-    """Count, export and time one model; one result row."""
-    if op_profile and runtime not in (None, "onnxruntime"):
-        raise UserInputError("--op-profile uses ONNX Runtime's profiler; it needs --runtime onnxruntime")
-    _run_benchmark("profile", [model], device, runtime, threads, batch_size, resolution, exporter, warmup,
-                   warmup_time, runs, min_time, output, fmt, no_save, convention, mod_impl, op_profile)
+    """Count, export and time one model: one result row per batch size and resolution."""
+    options = dict(locals())
+    del options["model"], options["op_profile"]
+    _run_benchmark("profile", [model], op_profile=op_profile, **options)
 
 
 @app.command("compare")
@@ -234,8 +290,8 @@ def compare_command(
     device: Device = "cpu",
     runtime: RuntimeOpt = None,
     threads: Threads = None,
-    batch_size: BatchSize = 1,
-    resolution: Resolution = None,
+    batch_size: BatchSizes = "1",
+    resolution: Resolutions = None,
     exporter: Exporter = "dynamo",
     warmup: Warmup = 10,
     warmup_time: WarmupTime = 1.0,
@@ -244,14 +300,23 @@ def compare_command(
     output: Output = None,
     fmt: Format = None,
     no_save: NoSave = False,
-    convention: Convention = "fvcore",
+    save_samples: SaveSamples = None,
+    convention: Convention = "convbench",
     mod_impl: ModImpl = None,
+    precision: Precision = "fp32",
+    channels_last: ChannelsLast = False,
+    compile: Compile = False,
+    tf32: TF32 = False,
+    cudnn_benchmark: CudnnBenchmark = True,
+    cuda_graphs: CudaGraphs = False,
 ) -> None:
-    """Time models interleaved in one process; speed-up over the first with a bootstrap 95% interval."""
+    """Time models interleaved in one process: speed-up over the first with a bootstrap 95% interval and a
+    Mann–Whitney U test ("no significant difference" when that is the honest answer)."""
     if len(models) < 2:
         raise UserInputError("compare needs at least two models (the first is the baseline); use profile for one")
-    _run_benchmark("compare", models, device, runtime, threads, batch_size, resolution, exporter, warmup,
-                   warmup_time, runs, min_time, output, fmt, no_save, convention, mod_impl)
+    options = dict(locals())
+    del options["models"]
+    _run_benchmark("compare", models, **options)
 
 
 def main() -> None:

@@ -1,15 +1,28 @@
 """MACs and parameters with fvcore, with the counting convention stated and nothing swallowed.
 
-Convention (fvcore's, and the one the papers' GMAC columns use): one fused multiply-add counts as one MAC.
-Counts are taken at batch size 1 on a random input of the model's input size, in eval mode.
+One fused multiply-add counts as one MAC. Counts are taken at batch size 1 on a random input of the model's
+input size, in eval mode, by tracing the model with fvcore (an operator-level counter, so functional
+convolutions and matrix products inside custom layers are seen; module-hook counters such as thop,
+torchinfo and ptflops' default backend miss the batch-folded convolutions and kernel assembly of dynamic
+convolutions, which is why their numbers for KernelWarehouse, ODConv or DY-Conv disagree by up to 17×).
 
-fvcore counts convolutions, linear layers and matrix products, BatchNorm (2 per element in eval) and
-adaptive average pooling. Element-wise ops (add, mul, sigmoid, ...), max-pooling, top-k and gathers are
-counted as zero; fvcore reports those it does not know as *unsupported*, and ``CountResult.uncounted``
-keeps that list (operator -> number of calls) so users see what the total leaves out.
+Conventions (``--convention``):
 
-For CNN-MoD this reads about 0.3-0.6% below the paper's GMACs, which also include ReLU and pooling
-elements in the way ptflops counts them (see the notes, §2.3): a check within 1.5% is what is meaningful.
+- ``convbench`` (default): fvcore's handles (convolutions, matrix products and linear layers; BatchNorm
+  2 per element; adaptive average pooling 1 per input element) plus one MAC per element of an element-wise
+  product or division and one per input element of a mean. This is one rule for all dynamic convolutions:
+  KernelWarehouse's kernel assembly and ODConv's / DY-Conv's kernel aggregation are matrix products, and
+  the attention that scales features or kernels is element-wise products, so all three are counted alike.
+  Additions, activations, max, top-k and gathers are free. For static CNNs this equals fvcore's figure.
+- ``fvcore``: fvcore's defaults only (what timm and most papers citing fvcore report).
+- ``mac+``: ``convbench`` plus activations (1 per output element) and max-pooling (1 per input element),
+  the way ptflops' module backend counts; CNN-MoD's GMAC columns read this way (notes §2.3).
+- ``micronet``: MicroNet's MAdds: convolutions, linear layers and element-wise products (Dynamic
+  Shift-Max's mixing: 4 per output element with J = K = 2); no BatchNorm, no pooling.
+- ``paper``: the convention of the paper a model's family comes from (see ``PAPER_CONVENTIONS``).
+
+Every result also carries ``conv_macs`` (the convolutions alone, as they cost once their kernels exist)
+and the operators that were not counted (``uncounted``: operator -> number of calls).
 """
 
 from __future__ import annotations
@@ -46,37 +59,66 @@ def _input_elements(inputs: list[Any], outputs: list[Any]) -> int:
     return int(np.prod(get_shape(inputs[0]) or [1]))
 
 
+def _free(inputs: list[Any], outputs: list[Any]) -> int:
+    """Counted as zero by the convention (fvcore's ``None`` would still leave its own default handle)."""
+    return 0
+
+
 @dataclass(frozen=True)
 class Convention:
-    """A counting rule: fvcore's default handles, overridden by ``handles`` (``None`` skips an op)."""
+    """A counting rule: fvcore's default handles, overridden by ``handles``."""
 
     name: str
     description: str
-    handles: dict[str, Handle | None] = field(default_factory=dict)
+    handles: dict[str, Handle] = field(default_factory=dict)
 
 
 _ACTIVATIONS = ("relu", "relu_", "hardtanh", "hardtanh_", "sigmoid", "sigmoid_", "hardswish", "hardswish_",
                 "hardsigmoid", "hardsigmoid_", "silu", "silu_", "gelu")
+_PRODUCTS: dict[str, Handle] = {
+    "aten::mul": _output_elements,
+    "aten::mul_": _output_elements,
+    "aten::div": _output_elements,
+    "aten::div_": _output_elements,
+    "aten::mean": _input_elements,
+}
 CONVENTIONS: dict[str, Convention] = {
     c.name: c
     for c in (
         Convention(
+            "convbench",
+            "1 MAC = 1 multiply-add: convolutions, matrix products, linear layers; element-wise products and "
+            "divisions 1/element; means 1/input element; BatchNorm 2/element (fvcore); additions, "
+            "activations, max, top-k and gathers free",
+            _PRODUCTS,
+        ),
+        Convention(
             "fvcore",
-            "fvcore defaults: 1 fused multiply-add = 1 MAC; convolutions, linear layers and matrix products; "
+            "fvcore defaults: 1 MAC = 1 multiply-add for convolutions, linear layers and matrix products; "
             "BatchNorm 2/element; adaptive average pooling 1/input element; element-wise ops not counted",
         ),
         Convention(
             "mac+",
-            "fvcore defaults plus activations (1/output element) and max-pooling (1/input element), the "
-            "way ptflops' module backend counts; this is how CNN-MoD's GMAC columns read (notes §2.3)",
-            {
-                **{f"aten::{op}": _output_elements for op in _ACTIVATIONS},
-                "aten::max_pool2d": _input_elements,
-            },
+            "convbench's rule plus activations (1/output element) and max-pooling (1/input element), as "
+            "ptflops' module backend counts; CNN-MoD's GMAC columns read this way",
+            {**_PRODUCTS, **{f"aten::{op}": _output_elements for op in _ACTIVATIONS},
+             "aten::max_pool2d": _input_elements},
+        ),
+        Convention(
+            "micronet",
+            "MicroNet's MAdds: convolutions, linear layers and element-wise products (Dynamic Shift-Max); "
+            "no BatchNorm, no pooling",
+            {**_PRODUCTS, "aten::mean": _free, "aten::batch_norm": _free, "aten::adaptive_avg_pool2d": _free},
         ),
     )
 }
-DEFAULT_CONVENTION = "fvcore"
+DEFAULT_CONVENTION = "convbench"
+# ``--convention paper``: the rule each family's paper counts by. KernelWarehouse/ODConv/DY-Conv and CompConv
+# do not state theirs; they get the default.
+PAPER_CONVENTIONS: dict[str, str] = {
+    "mod": "mac+", "resnet": "mac+", "vgg": "mac+", "mobilenetv2": "mac+",
+    "micronet": "micronet", "mobilenetv3": "micronet",
+}
 
 
 @dataclass
@@ -93,6 +135,11 @@ class CountResult:
     convention: str = DEFAULT_CONVENTION
 
     @property
+    def conv_macs(self) -> int:
+        """MACs of the convolutions alone (as they cost once their kernels exist)."""
+        return self.by_operator.get("conv", 0)
+
+    @property
     def gmacs(self) -> float:
         return self.macs / 1e9
 
@@ -101,18 +148,22 @@ class CountResult:
         return self.params / 1e6
 
 
-def get_convention(name: str) -> Convention:
+def get_convention(name: str, family: str | None = None) -> Convention:
+    """The convention ``name``; ``paper`` resolves through ``family``."""
+    if name == "paper":
+        name = PAPER_CONVENTIONS.get(family or "", DEFAULT_CONVENTION)
     try:
         return CONVENTIONS[name]
     except KeyError:
-        raise UserInputError(f"unknown counting convention {name!r}; choose from {', '.join(CONVENTIONS)}") from None
+        known = ", ".join([*CONVENTIONS, "paper"])
+        raise UserInputError(f"unknown counting convention {name!r}; choose from {known}") from None
 
 
 def count_module(
-    model: nn.Module, input_shape: tuple[int, ...], convention: str = DEFAULT_CONVENTION
+    model: nn.Module, input_shape: tuple[int, ...], convention: str = DEFAULT_CONVENTION, family: str | None = None
 ) -> CountResult:
     """Count MACs (fvcore ``FlopCountAnalysis``) and parameters of ``model`` on a random input."""
-    rule = get_convention(convention)
+    rule = get_convention(convention, family)
     model = model.eval()
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
     analysis = FlopCountAnalysis(model, example)
@@ -159,8 +210,10 @@ def count(
 
     ``resolution`` overrides the registry's default square input size.
     """
+    family = None
     if isinstance(model, str):
         entry = get_entry(model)
+        family = entry.family
         channels, height, width = input_size or entry.input_size
         if resolution is not None:
             height = width = resolution
@@ -172,7 +225,7 @@ def count(
         if resolution is not None:
             height = width = resolution
         module = model
-    return count_module(module, (batch_size, channels, height, width), convention)
+    return count_module(module, (batch_size, channels, height, width), convention, family)
 
 
 def module_breakdown(result: CountResult, max_depth: int = 2) -> list[tuple[str, int, int]]:

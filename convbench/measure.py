@@ -64,15 +64,23 @@ class Measurement:
 
 
 def measure(
-    models: Mapping[str, PreparedModel], timing: TimingSettings, progress: Progress | None = None
+    models: Mapping[str, PreparedModel],
+    timing: TimingSettings,
+    progress: Progress | None = None,
+    first_runs: Mapping[str, float] | None = None,
 ) -> dict[str, Measurement]:
-    """Time every model: first run, warm-up, then interleaved blocks until all reach count and time."""
+    """Time every model: first run, warm-up, then interleaved blocks until all reach count and time.
+
+    ``first_runs`` holds first-inference times already taken by the caller (who may have run each model
+    once to catch out-of-memory errors early); those models are not run a first time again.
+    """
     progress = progress or _Silent()
     timing.validate()
+    first_runs = first_runs or {}
     results: dict[str, Measurement] = {}
     for name, model in models.items():
         progress.phase(f"warm-up {name}", timing.warmup + 1)
-        first = model.timed_run()
+        first = first_runs[name] if name in first_runs else model.timed_run()
         progress.advance()
         results[name] = Measurement(first_run=first, warmup_runs=0)
         start = time.perf_counter()

@@ -15,11 +15,10 @@ from rich.table import Table
 from convbench.counting import CONVENTIONS, CountResult, module_breakdown
 from convbench.export import ExportResult
 from convbench.models.registry import ModelEntry
-from convbench.stats import NOISY_CV
 
 # Piped or captured output (files, CI logs, tests) gets a wide table instead of rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+console = Console(width=None if sys.stdout.isatty() else 220)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 220)
 
 
 class RichProgress:
@@ -64,14 +63,17 @@ def models_table(entries: Sequence[ModelEntry]) -> Table:
 
 
 def count_table(model: str, result: CountResult) -> Table:
-    table = Table(title=f"{model}: MACs and parameters", caption=CONVENTIONS[result.convention].description)
+    caption = f"convention {result.convention}: {CONVENTIONS[result.convention].description}"
+    table = Table(title=f"{model}: MACs and parameters", caption=caption)
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_row("input", "×".join(map(str, result.input_shape)))
-    table.add_row("GMACs", f"{result.gmacs:.4f}")
+    table.add_row("GMACs (total)", f"{result.gmacs:.4f}")
+    table.add_row("conv GMACs (convolutions alone)", f"{result.conv_macs / 1e9:.4f}")
     table.add_row("params (M)", f"{result.mparams:.3f}")
     for op, macs in sorted(result.by_operator.items(), key=lambda kv: -kv[1]):
-        table.add_row(f"  {op} GMACs", f"{macs / 1e9:.4f}")
+        if macs:
+            table.add_row(f"  {op} GMACs", f"{macs / 1e9:.4f}")
     uncounted = ", ".join(f"{op}×{n}" for op, n in result.uncounted.items()) or "none"
     table.add_row("not counted (ops × calls)", uncounted)
     return table
@@ -110,29 +112,38 @@ def export_table(result: ExportResult) -> Table:
 def results_table(rows: Sequence[dict[str, Any]], title: str) -> Table:
     """Latency rows; with a baseline, the measured and theoretical speed-ups side by side."""
     first = rows[0]
+    measured = next((r for r in rows if not r.get("error")), first)
     caption = (
-        f"{first['runtime']} on {first['device']}, {first['threads']} thread(s), batch {first['batch_size']}; "
-        f"latency in ms over {first['n_runs']}+ runs; GMACs: {first['macs_convention']} (1 MAC = 1 multiply-add)"
+        f"{first['runtime']} on {first['device']}, {first['threads']} thread(s); latency in ms (median and its "
+        f"bootstrap 95% interval) over {measured.get('n_runs', '—')}+ runs; GMACs: {first['macs_convention']} "
+        "convention (1 MAC = 1 multiply-add); speed-up = median(baseline) / median(model), Mann–Whitney U p"
     )
     table = Table(title=title, caption=caption)
-    compare = "speedup" in first
-    columns = ["model", "res", "GMACs", "params M", "median", "p90", "IQR", "CV", "first", "img/s"]
+    compare = any("speedup" in r for r in rows)
+    # Convolution MACs get a column only where they differ from the total (dynamic convolutions).
+    show_conv = any(abs(r["gmacs"] - r["conv_gmacs"]) > 0.01 * r["gmacs"] for r in rows)
+    columns = ["model", "batch", "res", "GMACs", *(["conv G"] if show_conv else []), "params M",
+               "median (95% CI)", "IQR", "CV", "img/s"]
     if compare:
-        columns += ["speed-up [95% CI]", "MAC speed-up", "realised/MAC"]
+        columns += ["speed-up (95% CI)", "p", "MAC speed-up", "realised/MAC", "verdict"]
     for c in columns:
-        table.add_column(c, justify="left" if c == "model" else "right")
+        table.add_column(c, justify="left" if c in ("model", "verdict") else "right", no_wrap=c == "model")
     for r in rows:
-        cv = f"{r['cv']:.1%}" + (" ⚠" if r["cv"] > NOISY_CV else "")
-        cells = [
-            r["model"], str(r["resolution"]), _fmt(r["gmacs"], ".3f"), _fmt(r["params_m"], ".2f"),
-            _fmt(r["median_ms"]), _fmt(r["p90_ms"]), _fmt(r["iqr_ms"]), cv, _fmt(r["first_run_ms"], ".1f"),
-            _fmt(r["throughput_ips"], ".1f"),
+        cells = [r["model"], str(r["batch_size"]), str(r["resolution"]), _fmt(r["gmacs"], ".3f"),
+                 *([_fmt(r["conv_gmacs"], ".3f")] if show_conv else []), _fmt(r["params_m"], ".2f")]
+        if r.get("error"):
+            table.add_row(*cells, f"[red]{r['error']}[/]")
+            continue
+        cv = f"{r['cv']:.1%}" + (" ⚠" if r.get("noisy") else "")
+        cells += [
+            f"{_fmt(r['median_ms'])} ({_fmt(r['median_low_ms'])}–{_fmt(r['median_high_ms'])})",
+            _fmt(r["iqr_ms"]), cv, _fmt(r["throughput_ips"], ".1f"),
         ]
-        if compare:
-            interval = f"[{_fmt(r['speedup_low'])}, {_fmt(r['speedup_high'])}]"
+        if compare and "speedup" in r:
             cells += [
-                f"{_fmt(r['speedup'])}× {interval}", f"{_fmt(r['theoretical_speedup'])}×",
-                _fmt(r["speedup"] / r["theoretical_speedup"]),
+                f"{_fmt(r['speedup'])}× ({_fmt(r['speedup_low'])}–{_fmt(r['speedup_high'])})",
+                _fmt(r["p_value"], ".2g"), f"{_fmt(r['theoretical_speedup'])}×",
+                _fmt(r["speedup"] / r["theoretical_speedup"]), r["verdict"],
             ]
         table.add_row(*cells)
     return table

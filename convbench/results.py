@@ -27,10 +27,11 @@ FORMATS = ("csv", "json")
 
 COLUMNS = [
     "run_id", "model", "family", "paper", "batch_size", "resolution", "device", "runtime", "threads",
-    "exporter", "mod_impl", "gmacs", "params_m", "macs_convention",
-    "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p90_ms", "p99_ms", "iqr_ms", "cv", "n_runs",
-    "first_run_ms", "setup_ms", "throughput_ips", "noisy", "noisy_reason",
-    "baseline", "speedup", "speedup_low", "speedup_high", "theoretical_speedup",
+    "exporter", "mod_impl", "gmacs", "conv_gmacs", "params_m", "macs_convention", "error",
+    "median_ms", "median_low_ms", "median_high_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p90_ms",
+    "p99_ms", "iqr_ms", "cv", "n_runs", "first_run_ms", "setup_ms", "throughput_ips", "noisy", "noisy_reason",
+    "baseline", "speedup", "speedup_low", "speedup_high", "p_value", "significant", "verdict",
+    "theoretical_speedup",
 ]
 ENVIRONMENT_COLUMNS = [
     "cpu", "cores", "os", "python", "torch", "torchvision", "onnxruntime", "onnx", "fvcore", "convbench",
@@ -171,3 +172,16 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return str(value)
+
+
+def write_samples(path: Path, records: Sequence[dict[str, Any]], fmt: str | None = None) -> Path:
+    """Raw per-run latencies: JSON keeps one record per model; CSV has one line per run (long format)."""
+    fmt = output_format(path, fmt)
+    if fmt == "json":
+        return write_rows(path, records, fmt, append=False)
+    long_rows = [
+        {**{k: v for k, v in r.items() if k != "samples_ms"}, "run": i, "latency_ms": ms}
+        for r in records
+        for i, ms in enumerate(r["samples_ms"])
+    ]
+    return write_rows(path, long_rows, fmt, append=False)

@@ -63,3 +63,28 @@ def test_counting_needs_an_input_size_for_a_module():
         count(nn.Identity())
     assert count(nn.Conv2d(1, 1, 1, bias=False), input_size=(1, 4, 4)).macs == 16
     assert torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize("name", ["resnet18-kw-1x", "resnet18-odconv-4x", "resnet18-dyconv-4x"])
+def test_dynamic_convs_share_the_convolution_macs_and_count_their_overhead(name):
+    base = count("resnet18")
+    result = count(name)
+    # once the kernels exist, the convolutions cost what ResNet18's do (the stem and classifier are static)
+    assert result.conv_macs == base.conv_macs
+    # kernel assembly / aggregation are matrix products, counted by the same rule for all three
+    assert result.by_operator["matmul" if "matmul" in result.by_operator else "mm"] > 0
+    assert result.macs > base.macs
+
+
+def test_odconv_attention_products_count_in_the_default_but_not_in_plain_fvcore():
+    default = count("resnet18-odconv-4x")
+    plain = count("resnet18-odconv-4x", convention="fvcore")
+    assert default.by_operator["mul"] > 0
+    assert default.macs == plain.macs + default.by_operator["mul"] + default.by_operator.get("mean", 0)
+    assert "mul" in plain.uncounted and "mul" not in default.uncounted
+
+
+def test_paper_convention_follows_the_family():
+    assert count("micronet-m0", convention="paper").convention == "micronet"
+    assert count("resnet18-mod-cifar10", convention="paper").convention == "mac+"
+    assert count("resnet18-kw-0.25x", convention="paper").convention == "convbench"

@@ -429,49 +429,6 @@ class MicroNet(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------------
-# Paper-convention multiply-adds
-# --------------------------------------------------------------------------------------------------------
-
-# Multiply-adds per DSM output element: each branch a·x + b·shift(x) is 2 (one multiply, one
-# multiply-add); the max between branches and the tiny coefficient branch's element-wise work are free.
-DSM_MADDS_PER_ELEMENT = {1: 2, 2: 4}
-
-
-def paper_madds(model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 224)) -> int:
-    """Multiply-adds of one image as MicroNet counts them: convolutions, linear layers (the DSM coefficient
-    FCs included) and DSM's element-wise mixing (``DSM_MADDS_PER_ELEMENT``); BatchNorm, pooling,
-    activations, shuffles and shortcut additions are not counted."""
-    total = 0
-
-    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal total
-        per_image = output.numel() // output.shape[0]
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            total += per_image * (module.in_channels // module.groups) * kh * kw
-        elif isinstance(module, nn.Linear):
-            total += per_image * module.in_features
-        elif isinstance(module, DynamicShiftMax):
-            total += per_image * DSM_MADDS_PER_ELEMENT[module.maxes]
-
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, nn.Conv2d | nn.Linear | DynamicShiftMax)
-    ]
-    try:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, *input_size))
-        model.train(was_training)
-    finally:
-        for h in handles:
-            h.remove()
-    return total
-
-
-# --------------------------------------------------------------------------------------------------------
 # Registration
 # --------------------------------------------------------------------------------------------------------
 

@@ -28,6 +28,10 @@ def get_runtime(name: str | None, device: str) -> Runtime:
         from convbench.runtimes.onnxruntime import OnnxRuntimeCPU
 
         runtime: Runtime = OnnxRuntimeCPU()
+    elif name == "torch" and device == "cuda":
+        from convbench.runtimes.torch_cuda import TorchCUDA
+
+        runtime = TorchCUDA()
     elif name == "torch":
         from convbench.runtimes.torch_cpu import TorchCPU
 

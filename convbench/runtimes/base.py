@@ -21,6 +21,14 @@ class RuntimeOptions:
     resolution: int | None = None
     exporter: str = "dynamo"
     overrides: dict[str, object] = field(default_factory=dict)
+    # PyTorch runtimes
+    precision: str = "fp32"  # fp32, or fp16 / bf16 autocast (CUDA)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile
+    # CUDA only
+    tf32: bool = False  # off by default so that fp32 means fp32
+    cudnn_benchmark: bool = True
+    cuda_graphs: bool = False
 
 
 class PreparedModel(ABC):
