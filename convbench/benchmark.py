@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from convbench.counting import DEFAULT_CONVENTION, CountResult, count
-from convbench.errors import UserInputError
+from convbench.errors import ConvbenchError, UserInputError
 from convbench.measure import Measurement, Progress, TimingSettings, measure
 from convbench.models.mod import DEFAULT_MOD_IMPL, check_impl
 from convbench.models.registry import ModelEntry, get_entry
@@ -131,8 +131,13 @@ def benchmark(
         name = entry.name
         if progress:
             progress.phase(f"counting and preparing {name} ({runtime.name}, batch {config.batch_size})", None)
-        counts[name] = count(name, resolution=config.resolution, convention=config.convention,
-                             **config.overrides_for(entry))
+        try:
+            counts[name] = count(name, resolution=config.resolution, convention=config.convention,
+                                 **config.overrides_for(entry))
+        except RuntimeError as exc:  # e.g. an input too small for the network's pooling
+            reason = str(exc).strip().splitlines()[0]
+            where = f"batch {config.batch_size}, resolution {config.resolution or entry.resolution}"
+            raise ConvbenchError(f"{name} cannot run at {where}: {reason}") from None
         try:
             prepared[name] = runtime.prepare(name, config.runtime_options(entry, threads))
             first_runs[name] = prepared[name].timed_run()  # catches out-of-memory before the timed loop

@@ -319,6 +319,111 @@ def compare_command(
     _run_benchmark("compare", models, **options)
 
 
+@app.command("tables")
+@reports_errors
+def tables_command(
+    key: Annotated[str | None, typer.Argument(help="A table key: show that table as published.")] = None,
+) -> None:
+    """The papers' published tables convbench knows: key, paper, title, rows and models."""
+    from convbench.papers.tables import load_all, load_table
+    from convbench.report import console
+    from convbench.report_tables import published_table, tables_table
+
+    if key:
+        console.print(published_table(load_table(key)))
+    else:
+        console.print(tables_table(load_all()))
+
+
+@app.command("reproduce")
+@reports_errors
+def reproduce_command(
+    key: Annotated[str, typer.Argument(help="Table key (see `convbench tables`), e.g. mod-imagenet.")],
+    device: Device = "cpu",
+    runtime: RuntimeOpt = None,
+    threads: Threads = None,
+    batch_size: BatchSize = 1,
+    resolution: Resolution = None,
+    exporter: Exporter = "dynamo",
+    warmup: Warmup = 10,
+    warmup_time: WarmupTime = 1.0,
+    runs: Runs = 50,
+    min_time: MinTime = 2.0,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Result CSV (default: results/<key>-<device>-<runtime>.csv)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Measure again rows the result file already has.")] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Only these models (shell-style pattern; repeatable) and their baselines."),
+    ] = None,
+    convention: Convention = "convbench",
+    mod_impl: ModImpl = None,
+    precision: Precision = "fp32",
+    channels_last: ChannelsLast = False,
+    compile: Compile = False,
+    tf32: TF32 = False,
+    cudnn_benchmark: CudnnBenchmark = True,
+    cuda_graphs: CudaGraphs = False,
+) -> None:
+    """Rebuild a paper's table: published and measured params, GMACs, latency and speed-ups side by side.
+
+    All registered models of the table are timed in one interleaved run, each row's baselines included, and each
+    speed-up is taken against the row's own baseline. Rows already in the result file with the same settings
+    are not measured again (--force measures them again); missing rows are measured with their baselines.
+    """
+    from convbench.benchmark import BenchmarkConfig
+    from convbench.measure import TimingSettings
+    from convbench.report import console, err_console, noisy_warnings, progress_display
+    from convbench.report_tables import params_warnings, reproduce_table
+    from convbench.reproduce import reproduce
+
+    config = BenchmarkConfig(
+        device=device, runtime=runtime, threads=threads, batch_size=batch_size, resolution=resolution,
+        exporter=exporter, convention=convention, mod_impl=mod_impl, precision=precision,
+        channels_last=channels_last, compile=compile, tf32=tf32, cudnn_benchmark=cudnn_benchmark,
+        cuda_graphs=cuda_graphs,
+        timing=TimingSettings(warmup=warmup, warmup_time=warmup_time, runs=runs, min_time=min_time),
+    ).validate()
+    with progress_display() as progress:
+        result = reproduce(key, config, output=output, force=force, progress=progress, only=only)
+    console.print(reproduce_table(result.table, result.lines, result.reused))
+    for line in noisy_warnings(result.measured_rows) + params_warnings(result.lines):
+        err_console.print(line, style="yellow", highlight=False)
+    err_console.print(
+        f"measured {len(result.measured)} model(s), reused {len(result.reused)}; wrote {len(result.lines)} row(s) "
+        f"to {result.path}"
+    )
+
+
+@app.command("plot")
+@reports_errors
+def plot_command(
+    result_file: Annotated[Path, typer.Argument(help="Result CSV from reproduce, compare or profile.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="PNG to write; an SVG of the same stem is written too.")
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option("--table", help="Take the published top-1 from this table (default: best match).")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="Figure title.")] = None,
+) -> None:
+    """Published top-1 against measured latency and GMACs, one marker per model, the Pareto front marked."""
+    from convbench.plot import check_output, plot
+    from convbench.report import err_console
+
+    if not result_file.is_file():
+        raise UserInputError(f"no result file {result_file}")
+    target = output or result_file.with_suffix(".png")
+    check_output(target)
+    result = plot(result_file, target, table=table, title=title)
+    for note in result.notes:
+        err_console.print(f"note: {note}", highlight=False)
+    err_console.print(f"plotted {result.points} point(s) in {len(result.panels)} panel row(s): "
+                      + ", ".join(str(p) for p in result.paths))
+
+
 def main() -> None:
     app(prog_name="convbench")
 

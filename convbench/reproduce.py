@@ -42,9 +42,6 @@ from convbench.papers.tables import PublishedRow, PublishedTable, load_table
 from convbench.results import check_writable, read_rows
 from convbench.stats import speedup
 
-# What identifies "the same measurement" when resuming (besides the model and its baseline).
-MATCH_COLUMNS = ("device", "runtime", "threads", "batch_size", "resolution", "mod_impl", "macs_convention",
-                 "config_key")
 # Measured columns that are about the speed-up; recomputed per row against the row's own baseline.
 SPEEDUP_COLUMNS = ("baseline", "speedup", "speedup_low", "speedup_high", "p_value", "significant", "verdict",
                    "theoretical_speedup", "baseline_median_ms")
@@ -71,8 +68,15 @@ def default_output(key: str, config: BenchmarkConfig) -> Path:
 
 
 def config_key(config: BenchmarkConfig) -> str:
-    """The timing switches that are not per-row columns, as one comparable string."""
+    """Everything in ``config`` that decides a measurement, as one comparable string (timing settings aside)."""
     parts = {
+        "device": config.device,
+        "runtime": config.runtime_name,
+        "threads": config.threads or available_cores(),
+        "batch": config.batch_size,
+        "resolution": config.resolution or "default",
+        "mod_impl": config.mod_impl or "default",
+        "convention": config.convention,
         "exporter": config.exporter if config.runtime_name == "onnxruntime" else "",
         "precision": getattr(config, "precision", "fp32"),
         "channels_last": getattr(config, "channels_last", False),
@@ -287,20 +291,15 @@ def reproduce(
 
 
 def _identity(line: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(line.get(k, "")) if not _blank(line.get(k)) else "" for k in
-                 ("table", "method", "device", "runtime", "threads", "batch_size", "config_key", "macs_convention"))
+    """A line stands for one paper row under one configuration; a new line replaces the old one."""
+    return tuple("" if _blank(line.get(k)) else str(line[k]) for k in ("table", "method", "config_key"))
 
 
 def write_lines(path: Path, existing: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]) -> Path:
     """Write ``lines`` to ``path`` atomically, replacing the lines of the same table rows and settings."""
     check_writable(path)
     new = {_identity(line) for line in lines}
-    # A published-only line has no MAC convention; it is replaced by the same row under the same settings.
-    new_loose = {i[:-1] for i in new}
-    kept = [
-        line for line in existing
-        if _identity(line) not in new and not (_blank(line.get("macs_convention")) and _identity(line)[:-1] in new_loose)
-    ]
+    kept = [line for line in existing if _identity(line) not in new]
     frame = pd.DataFrame([*kept, *lines])
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

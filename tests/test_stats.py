@@ -34,3 +34,35 @@ def test_speedup_of_identical_distributions_includes_one():
     rng = np.random.default_rng(1)
     s = speedup(rng.normal(5, 0.5, 100), rng.normal(5, 0.5, 100))
     assert s.low < 1.0 < s.high
+
+
+def test_median_interval_brackets_the_median():
+    rng = np.random.default_rng(2)
+    samples = rng.normal(0.010, 0.001, 200)
+    from convbench.stats import median_interval
+
+    low, high = median_interval(samples)
+    assert low < np.median(samples) * 1e3 < high
+    assert median_interval([0.001] * 5) == (1.0, 1.0)
+
+
+def test_drift_and_noise_reasons():
+    from convbench.stats import drift, noise_reasons
+
+    steady = [0.010] * 20
+    assert drift(steady) == 0.0 and noise_reasons(steady, 0.1, 0.2, cores=2) == []
+    slowing = [0.010] * 10 + [0.012] * 10
+    assert drift(slowing) == pytest.approx(0.2)
+    reasons = noise_reasons(slowing, 0.1, 5.0, cores=2)
+    assert any("drifted" in r for r in reasons) and any("load average 5.0" in r for r in reasons)
+
+
+def test_mann_whitney_verdicts():
+    from convbench.stats import mann_whitney_p
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(10, 1, 50), rng.normal(10, 1, 50)
+    assert mann_whitney_p(a, b) > 0.05
+    assert speedup(a, b).verdict() == "no significant difference"
+    assert speedup(a, a * 0.8).verdict() == "faster"
+    assert speedup(a, a * 1.25).verdict() == "slower"

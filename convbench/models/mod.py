@@ -47,10 +47,26 @@ Shortcut = Literal["block", "branch"]
 Order = Literal["score", "channel"]
 FuseTo = Literal["first", "last"]
 Selection = Literal["learned", "random"]
+Pooling = Literal["adaptive", "mean", "window"]
 
 RESNET_CAPACITY = 64
 MOBILENET_CAPACITY = 16
 SELECTOR_REDUCTION = 16
+
+
+def global_avg_pool(x: torch.Tensor, pool: Pooling = "adaptive") -> torch.Tensor:
+    """Mean over H×W, shaped (B, C); the same math written three ways, which export to different ONNX ops.
+
+    ``"adaptive"``: ``adaptive_avg_pool2d(x, 1)`` -> ReduceMean + Reshape (ONNX Runtime's blocked NCHWc
+    layout has no ReduceMean, so its input is reordered to NCHW first). ``"mean"``: ``x.mean((2, 3))`` ->
+    one ReduceMean without the Reshape. ``"window"``: ``avg_pool2d`` with the whole map as its window ->
+    AveragePool, which ONNX Runtime runs in NCHWc directly on the producing convolution's output.
+    """
+    if pool == "adaptive":
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+    if pool == "mean":
+        return x.mean((2, 3))
+    return F.avg_pool2d(x, tuple(x.shape[-2:])).flatten(1)
 
 
 class ChannelSelector(nn.Module):
@@ -62,9 +78,8 @@ class ChannelSelector(nn.Module):
         self.fc1 = nn.Linear(channels, hidden, bias=False)
         self.fc2 = nn.Linear(hidden, channels, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return torch.sigmoid(self.fc2(F.relu(self.fc1(pooled))))
+    def forward(self, x: torch.Tensor, pool: Pooling = "adaptive") -> torch.Tensor:
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(global_avg_pool(x, pool)))))
 
 
 class RandomSelector(nn.Module):
@@ -74,7 +89,7 @@ class RandomSelector(nn.Module):
         super().__init__()
         self.channels = channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pool: Pooling = "adaptive") -> torch.Tensor:
         return torch.rand(x.shape[0], self.channels, dtype=x.dtype, device=x.device)
 
 
@@ -126,10 +141,18 @@ class MoDBlock(nn.Module):
         self.fuse_to = fuse_to
         self.selector = ChannelSelector(channels) if selection == "learned" else RandomSelector(channels)
         self.inner = inner
+        # The fusion as a 1×1 convolution (used by the "-embed" implementations): a constant one-hot
+        # (C, k, 1, 1) kernel that writes processed channel i onto fused channel i (the first or last k).
+        # A buffer, not a parameter, and not in the state dict: parameter counts and checkpoints do not
+        # depend on the implementation.
+        offset = 0 if fuse_to == "first" else channels - k
+        embed = torch.zeros(channels, k, 1, 1)
+        embed[offset + torch.arange(k), torch.arange(k)] = 1.0
+        self.register_buffer("embed", embed, persistent=False)
 
-    def select(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def select(self, x: torch.Tensor, pool: Pooling = "adaptive") -> tuple[torch.Tensor, torch.Tensor]:
         """Scores and indices of the k selected channels, each shaped (B, k)."""
-        scores, idx = torch.topk(self.selector(x), self.k, dim=1)
+        scores, idx = torch.topk(self.selector(x, pool), self.k, dim=1)
         if self.order == "channel":
             idx, perm = torch.sort(idx, dim=1)
             scores = torch.gather(scores, 1, perm)
@@ -140,7 +163,14 @@ class MoDBlock(nn.Module):
 
 
 def gather_concat(block: MoDBlock, x: torch.Tensor) -> torch.Tensor:
-    """The paper's formulation, written directly: GatherElements, shrunk block, scale, slice-add-concat."""
+    """The paper's formulation, written directly: GatherElements, shrunk block, scale, slice-add-concat.
+
+    Graph: ReduceMean -> Gemm -> Gemm -> TopK; Unsqueeze/Expand -> GatherElements -> shrunk block -> Mul;
+    Slice (ONNX Runtime makes it a Split) -> Add -> Concat. Gather, Split and Concat have no NCHWc kernels in
+    ONNX Runtime, so the block's input is reordered to NCHW and its output back to NCHWc (ReorderOutput /
+    ReorderInput around every MoD block), and the standard block after it loses its fused Conv+Add+ReLU
+    (the residual input is no longer NCHWc). The reference the other implementations are tested against.
+    """
     scores, idx = block.select(x)
     b, _, h, w = x.shape
     selected = torch.gather(x, 1, idx[:, :, None, None].expand(b, block.k, h, w))
@@ -151,10 +181,93 @@ def gather_concat(block: MoDBlock, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[:, :split], x[:, split:] + processed], dim=1)
 
 
+def gather_channels(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``x[i, idx[i]]`` for every sample i: (B, C, H, W) and (B, k) -> (B, k, H, W), as one ONNX Gather.
+
+    Batch 1: ``index_select`` on the channel axis (Reshape of the indices + Gather axis=1). Larger batches:
+    the channels of all samples as rows of a (B·C, H, W) view, gathered at ``idx + i·C`` (Gather axis=0).
+    Either way no Expand and no GatherElements with a full-size (B, k, H, W) index tensor.
+    """
+    b, c, h, w = x.shape
+    if b == 1:
+        return x.index_select(1, idx.reshape(-1))
+    rows = (idx + torch.arange(b, device=idx.device)[:, None] * c).reshape(-1)
+    return x.reshape(b * c, h, w).index_select(0, rows).reshape(b, -1, h, w)
+
+
+def index_pad(block: MoDBlock, x: torch.Tensor) -> torch.Tensor:
+    """Gather the channels by index, add the zero-padded result onto the whole tensor: no Split, no Concat.
+
+    Graph: ReduceMean -> Gemm -> Gemm -> TopK -> Gather (see ``gather_channels``) -> shrunk block -> Mul ->
+    Pad (k -> C channels with zeros) -> Add(x, ·). Removes the Slice/Split/Concat, but Pad has no NCHWc
+    kernel either, so the padded full-size tensor is reordered into the blocked layout (or ``x`` out of
+    it) for the Add, and that Add cannot fuse into a convolution.
+    """
+    scores, idx = block.select(x, "mean")
+    processed = block.inner(gather_channels(x, idx)) * scores[:, :, None, None]
+    rest = block.channels - block.k
+    pad = (0, 0, 0, 0, 0, rest) if block.fuse_to == "first" else (0, 0, 0, 0, rest, 0)
+    return x + F.pad(processed, pad)
+
+
+def onehot_bmm(block: MoDBlock, x: torch.Tensor) -> torch.Tensor:
+    """Selection and fusion as batched matrix products with one-hot matrices; the scores fold into the fusion.
+
+    Graph: ReduceMean -> Gemm -> Gemm -> TopK -> OneHot-style Equal/Cast (B, k, C) -> MatMul with x viewed
+    as (B, C, H·W) -> shrunk block -> MatMul with the one-hot embedding (C, k) scaled by the scores,
+    (B, C, k) -> Add(x, ·). No Gather, Split or Concat; the score multiply is folded into the (B, C, k)
+    fusion matrix instead of scaling the (B, k, H, W) tensor. The price: two dense products over all C
+    channels (C·k·H·W MACs each) and MatMul/Reshape on x, which again force NCHW around the block.
+    """
+    scores, idx = block.select(x, "mean")
+    b, c, h, w = x.shape
+    pick = F.one_hot(idx, c).to(x.dtype)  # (B, k, C)
+    selected = torch.bmm(pick, x.reshape(b, c, h * w)).reshape(b, block.k, h, w)
+    processed = block.inner(selected).reshape(b, block.k, h * w)
+    fuse = block.embed.reshape(c, block.k)[None] * scores[:, None, :]  # (B, C, k)
+    return x + torch.bmm(fuse, processed).reshape(b, c, h, w)
+
+
+def _gather_embed(block: MoDBlock, x: torch.Tensor, pool: Pooling) -> torch.Tensor:
+    scores, idx = block.select(x, pool)
+    processed = block.inner(gather_channels(x, idx)) * scores[:, :, None, None]
+    return x + F.conv2d(processed, block.embed)
+
+
+def index_embed(block: MoDBlock, x: torch.Tensor) -> torch.Tensor:
+    """Gather by index; the fusion is a 1×1 convolution with a constant one-hot kernel added onto ``x``.
+
+    Graph: ReduceMean -> Gemm -> Gemm -> TopK -> Gather -> shrunk block -> Mul -> Conv(k -> C, one-hot
+    weights) -> Add(x, ·). ``x + conv(y, E)`` with E the (C, k) embedding of the k processed channels into
+    the first (or last) k is exactly the paper's fusion, but it is a convolution plus a residual add, which
+    ONNX Runtime fuses into one NCHWc Conv with a Sum input: the block's output is produced directly in the
+    blocked layout, there is no ReorderInput after the block, and the following standard block keeps its
+    fused Conv+Add+ReLU, as in the plain ResNet. The extra C·k·H·W MACs (one-hot, about 1% of a ResNet)
+    cost less than the layout conversions and the Split/Concat they replace. The input of the block is
+    still reordered to NCHW once, for the Gather and the ReduceMean.
+    """
+    return _gather_embed(block, x, "mean")
+
+
+def nchwc_embed(block: MoDBlock, x: torch.Tensor) -> torch.Tensor:
+    """``index_embed`` with the selector's pooling written as an AveragePool, so it too stays in NCHWc.
+
+    Graph: AveragePool (window = the whole map) -> Reshape -> Gemm -> Gemm -> TopK -> Gather -> shrunk
+    block -> Mul -> Conv(k -> C, one-hot) + Add. ONNX Runtime runs AveragePool on the blocked layout straight
+    from the producing convolution, so the only layout conversion left on the full tensor is the one
+    ReorderOutput feeding the Gather (plus small ones on the k-channel tensors inside the shrunk block).
+    """
+    return _gather_embed(block, x, "window")
+
+
 # Implementations of the block's forward pass: numerically equivalent on the same weights, different graphs.
 # Chosen per model with the builder argument ``impl`` (``convbench ... --mod-impl NAME``).
 MOD_IMPLS: dict[str, Callable[[MoDBlock, torch.Tensor], torch.Tensor]] = {
     "gather-concat": gather_concat,
+    "index-pad": index_pad,
+    "onehot-bmm": onehot_bmm,
+    "index-embed": index_embed,
+    "nchwc-embed": nchwc_embed,
 }
 DEFAULT_MOD_IMPL = "gather-concat"
 

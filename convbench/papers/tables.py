@@ -61,6 +61,7 @@ class PublishedRow:
     params_decimals: int | None  # printed precision of params_m ("25.56" -> 2)
     macs: float | None
     macs_unit: str | None
+    macs_decimals: int | None  # printed precision of macs
     cpu_ms: float | None
     gpu_ms: float | None
     speedup_cpu: float | None
@@ -306,11 +307,13 @@ def _parse_row(cells: dict[str, str], line: int, fail: Any, seen: set[str]) -> P
         except UserInputError as exc:
             raise fail(f"column baseline: {exc}", line) from None
     params_raw = cells["params_m"]
-    decimals = (len(params_raw.partition(".")[2]) if params_raw else None)
+    decimals = len(params_raw.partition(".")[2]) if params_raw else None
+    macs_decimals = len(cells["macs"].partition(".")[2]) if cells["macs"] else None
     return PublishedRow(
         method=cells["method"], model=model, dataset=dataset, top1=numbers["top1"], top1_std=numbers["top1_std"],
         top5=numbers["top5"], params_m=numbers["params_m"], params_decimals=decimals, macs=numbers["macs"],
-        macs_unit=unit, cpu_ms=numbers["cpu_ms"], gpu_ms=numbers["gpu_ms"], speedup_cpu=numbers["speedup_cpu"],
+        macs_unit=unit, macs_decimals=macs_decimals, cpu_ms=numbers["cpu_ms"], gpu_ms=numbers["gpu_ms"],
+        speedup_cpu=numbers["speedup_cpu"],
         speedup_gpu=numbers["speedup_gpu"], baseline=baseline, paper=cells["paper"], table=cells["table"],
         source=cells["source"], note=cells["note"],
     )

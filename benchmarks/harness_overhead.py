@@ -1,0 +1,63 @@
+"""How much does convbench's measuring harness add to what it measures?
+
+Times the same ONNX Runtime session two ways, interleaved round by round: convbench's measuring loop
+(``convbench.measure.measure`` driving ``OnnxRuntimeModel.timed_run``), and a bare loop of ``session.run``
+calls timed as a whole (one clock read per block, nothing else). The ratio of the two per-inference means is
+the harness's overhead; the target is at most 1.02.
+
+    .venv/bin/python benchmarks/harness_overhead.py --model resnet18 --rounds 30 -o results/harness_overhead.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from convbench.export import export_onnx
+from convbench.measure import TimingSettings, measure
+from convbench.results import environment, write_rows
+from convbench.runtimes.onnxruntime import OnnxRuntimeModel
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--block", type=int, default=20, help="inferences per round and method")
+    parser.add_argument("-o", "--output", type=Path, default=Path("results/harness_overhead.csv"))
+    args = parser.parse_args()
+
+    model = OnnxRuntimeModel(export_onnx(args.model), args.threads)
+    session, feeds = model.session, model.feeds
+    for _ in range(20):  # warm-up for both methods: they share the session
+        session.run(None, feeds)
+    timing = TimingSettings(warmup=0, warmup_time=0, runs=args.block, min_time=0, block=args.block)
+    bare, harness = [], []
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        for _ in range(args.block):
+            session.run(None, feeds)
+        bare.append((time.perf_counter() - start) / args.block)
+        start = time.perf_counter()
+        measure({args.model: model}, timing)  # first run + block of timed runs, like a real measurement
+        harness.append((time.perf_counter() - start) / (args.block + 1))
+    ratios = np.asarray(harness) / np.asarray(bare)
+    row = {
+        "model": args.model, "threads": args.threads, "rounds": args.rounds, "block": args.block,
+        "bare_ms": float(np.median(bare) * 1e3), "harness_ms": float(np.median(harness) * 1e3),
+        "overhead_ratio": float(np.median(ratios)), "ratio_p10": float(np.percentile(ratios, 10)),
+        "ratio_p90": float(np.percentile(ratios, 90)), "target": 1.02,
+        **environment(),
+    }
+    write_rows(args.output, [row], append=False)
+    print(f"bare {row['bare_ms']:.3f} ms, convbench {row['harness_ms']:.3f} ms per inference: "
+          f"ratio {row['overhead_ratio']:.4f} (p10 {row['ratio_p10']:.4f}, p90 {row['ratio_p90']:.4f}); "
+          f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Every MoD implementation (``MOD_IMPLS``) computes the same function as the reference "gather-concat".
+
+The implementations differ only in the graph they trace to, so on the same weights and inputs their outputs
+must agree to float tolerance, for every architecture, fusion slot, channel order and batch size, and each
+must export with the dynamo exporter and pass the export's parity check against PyTorch.
+"""
+
+import pytest
+import torch
+from torchvision.models.resnet import Bottleneck
+
+from convbench.export import export_onnx
+from convbench.models import create_model
+from convbench.models.mod import MOD_IMPLS, MoDBlock, gather_channels, mod_resnet
+
+REFERENCE = "gather-concat"
+OTHERS = [name for name in MOD_IMPLS if name != REFERENCE]
+
+# case -> (builder taking ``impl``, input size). Small inputs and models keep the file fast; the -lk variant
+# ("resnet50-mod-lk") is built as a shallower Bottleneck MoD-ResNet with the same fusion, fuse_to="last".
+CASES = {
+    "resnet": (lambda impl: create_model("resnet18-mod-cifar10", impl=impl), 32),
+    "resnet-channel-order-branch": (
+        lambda impl: create_model("resnet18-mod-cifar10", impl=impl, order="channel", shortcut="branch"), 32
+    ),
+    "resnet-bottleneck": (lambda impl: mod_resnet(Bottleneck, [2, 2, 2, 2], num_classes=10, cifar=True, impl=impl), 32),
+    "resnet-bottleneck-lk": (
+        lambda impl: mod_resnet(Bottleneck, [2, 2, 2, 2], num_classes=10, cifar=True, fuse_to="last", impl=impl), 32
+    ),
+    "mobilenetv2": (lambda impl: create_model("mobilenetv2-mod", impl=impl), 64),
+    "mobilenetv2-lk-channel-order": (
+        lambda impl: create_model("mobilenetv2-mod", impl=impl, fuse_to="last", order="channel"), 64
+    ),
+    "vgg": (lambda impl: create_model("vgg16-bn-mod-cifar10", impl=impl), 32),
+    "vgg-lk": (lambda impl: create_model("vgg16-bn-mod-cifar10", impl=impl, fuse_to="last"), 32),
+}
+
+
+def _randomize_batchnorm(model: torch.nn.Module) -> None:
+    # Non-trivial BN statistics, so that the blocks' outputs (and the selection) are far from degenerate.
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+
+
+@pytest.fixture(scope="module")
+def references():
+    built = {}
+    for case, (build, _size) in CASES.items():
+        torch.manual_seed(0)
+        model = build(REFERENCE).eval()
+        _randomize_batchnorm(model)
+        built[case] = model
+    return built
+
+
+@pytest.mark.parametrize("impl", OTHERS)
+@pytest.mark.parametrize("case", CASES)
+def test_implementation_matches_reference(references, case, impl):
+    build, size = CASES[case]
+    reference = references[case]
+    model = build(impl).eval()
+    model.load_state_dict(reference.state_dict())
+    assert any(isinstance(m, MoDBlock) and m.impl == impl for m in model.modules())
+    generator = torch.Generator().manual_seed(2)
+    for batch in (1, 3):
+        x = torch.randn(batch, 3, size, size, generator=generator)
+        with torch.inference_mode():
+            expected, got = reference(x), model(x)
+        assert got.shape == expected.shape
+        scale = float(expected.abs().max())
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5 * max(scale, 1.0))
+
+
+@pytest.mark.parametrize("impl", OTHERS)
+@pytest.mark.parametrize("fuse_to", ["first", "last"])
+def test_single_block_matches_reference_per_sample(impl, fuse_to):
+    # A block on its own, batch 2: each sample selects its own channels, and results do not mix across samples.
+    torch.manual_seed(0)
+    inner = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.ReLU())
+    reference = MoDBlock(32, 4, inner, fuse_to=fuse_to, impl=REFERENCE).eval()
+    block = MoDBlock(32, 4, inner, fuse_to=fuse_to, impl=impl).eval()
+    block.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 32, 6, 6)
+    with torch.inference_mode():
+        torch.testing.assert_close(block(x), reference(x), rtol=0, atol=1e-5)
+        _, idx = reference.select(x)
+        assert not torch.equal(idx[0], idx[1])  # the test means something only if the samples differ
+        for i in range(2):
+            torch.testing.assert_close(block(x[i : i + 1]), reference(x)[i : i + 1], rtol=0, atol=1e-5)
+
+
+def test_gather_channels_per_sample():
+    x = torch.randn(3, 10, 2, 2)
+    idx = torch.tensor([[9, 0, 4], [1, 1, 2], [5, 3, 7]])
+    for batch in (1, 3):
+        got = gather_channels(x[:batch], idx[:batch])
+        expected = torch.stack([x[i, idx[i]] for i in range(batch)])
+        assert torch.equal(got, expected)
+
+
+def test_parameters_do_not_depend_on_the_implementation():
+    models = {impl: create_model("resnet18-mod-cifar10", impl=impl) for impl in MOD_IMPLS}
+    counts = {impl: sum(p.numel() for p in m.parameters()) for impl, m in models.items()}
+    assert len(set(counts.values())) == 1, counts
+    assert len({tuple(m.state_dict()) for m in models.values()}) == 1
+
+
+@pytest.mark.parametrize("impl", list(MOD_IMPLS))
+def test_exports_with_dynamo_and_parity(impl, tmp_path, monkeypatch):
+    # A private cache: the export cache is keyed by model name and arguments, not by the code of the impl.
+    monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path))
+    result = export_onnx("resnet18-mod-cifar10", impl=impl)  # raises if ONNX Runtime and PyTorch disagree
+    assert result.max_abs_diff <= result.tolerance
