@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from convbench.errors import ConvbenchError, UserInputError
+from convbench.papers.tables import published_top1
 from convbench.results import check_writable, read_rows
 
 REQUIRED = ("model", "median_ms", "gmacs")
@@ -53,25 +54,6 @@ def pareto_front(costs: Sequence[float], accuracies: Sequence[float]) -> list[in
 
 def _blank(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
-
-
-def published_top1(models: Sequence[str], table: str | None = None) -> dict[str, tuple[float, str]]:
-    """Published top-1 per model and the table it comes from.
-
-    With ``table`` only that table is used; otherwise the table holding most of ``models`` wins, and models it
-    lacks come from the next tables in that order.
-    """
-    from convbench.papers.tables import load_all, load_table
-
-    tables = [load_table(table)] if table else load_all()
-    wanted = set(models)
-    tables.sort(key=lambda t: -len(wanted & {r.model for r in t.rows if r.model and r.top1 is not None}))
-    found: dict[str, tuple[float, str]] = {}
-    for t in tables:
-        for r in t.rows:
-            if r.model in wanted and r.model not in found and r.top1 is not None:
-                found[r.model] = (r.top1, t.key)
-    return found
 
 
 def _panel_name(row: dict[str, Any]) -> str:

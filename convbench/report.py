@@ -54,11 +54,17 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
 
 
 def models_table(entries: Sequence[ModelEntry]) -> Table:
-    table = Table(title=f"{len(entries)} registered models")
-    for column in ("model", "family", "paper", "input", "classes", "description"):
-        table.add_column(column, overflow="fold")
+    from convbench.papers.tables import model_top1
+
+    table = Table(title=f"{len(entries)} registered models",
+                  caption="top-1: the published figure (its table in parentheses; `convbench tables`), never measured")
+    for column in ("model", "family", "paper", "input", "classes", "top-1 %", "description"):
+        table.add_column(column, overflow="fold", no_wrap=column == "model")
     for e in entries:
-        table.add_row(e.name, e.family, e.paper, "×".join(map(str, e.input_size)), str(e.num_classes), e.description)
+        published = model_top1(e.name, e.paper)
+        top1 = f"{published[0]:.2f} ({published[1]})" if published else "—"
+        table.add_row(e.name, e.family, e.paper, "×".join(map(str, e.input_size)), str(e.num_classes), top1,
+                      e.description)
     return table
 
 

@@ -27,6 +27,12 @@ def test_list_shows_models_with_family_and_paper():
     assert "resnet75-mod" in result.output and "cnn-mod" in result.output
 
 
+def test_list_shows_the_published_top1_with_its_table():
+    result = invoke("list", "resnet18-kw-1x")
+    assert result.exit_code == 0
+    assert "74.77 (kw-resnet18)" in result.output
+
+
 def test_count_prints_gmacs_params_and_uncounted_ops():
     result = invoke("count", "resnet18-mod-cifar10", "--by-module")
     assert result.exit_code == 0, result.output

@@ -45,6 +45,15 @@ def _randomize_batchnorm(model: torch.nn.Module) -> None:
             module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # These models are tiny; a second intra-op thread only waits for a core another process may be using.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def references():
     built = {}

@@ -25,6 +25,7 @@ import csv
 import difflib
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -317,3 +318,29 @@ def _parse_row(cells: dict[str, str], line: int, fail: Any, seen: set[str]) -> P
         speedup_gpu=numbers["speedup_gpu"], baseline=baseline, paper=cells["paper"], table=cells["table"],
         source=cells["source"], note=cells["note"],
     )
+
+
+def published_top1(models: Sequence[str], table: str | None = None) -> dict[str, tuple[float, str]]:
+    """Published top-1 per model and the table it comes from.
+
+    With ``table`` only that table is used; otherwise the table holding most of ``models`` wins, and models it
+    lacks come from the next tables in that order.
+    """
+    tables = [load_table(table)] if table else load_all()
+    wanted = set(models)
+    tables.sort(key=lambda t: -len(wanted & {r.model for r in t.rows if r.model and r.top1 is not None}))
+    found: dict[str, tuple[float, str]] = {}
+    for t in tables:
+        for r in t.rows:
+            if r.model in wanted and r.model not in found and r.top1 is not None:
+                found[r.model] = (r.top1, t.key)
+    return found
+
+
+def model_top1(model: str, paper: str) -> tuple[float, str] | None:
+    """A model's published top-1 and its table key, preferring the tables of the model's own paper."""
+    for table in sorted(load_all(), key=lambda t: t.paper != paper):
+        for row in table.rows:
+            if row.model == model and row.top1 is not None:
+                return row.top1, table.key
+    return None
