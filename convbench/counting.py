@@ -214,6 +214,10 @@ def count(
     if isinstance(model, str):
         entry = get_entry(model)
         family = entry.family
+        if family == "mod":
+            from convbench.models.mod import COUNTING_IMPL
+
+            overrides = {**overrides, "impl": COUNTING_IMPL}
         channels, height, width = input_size or entry.input_size
         if resolution is not None:
             height = width = resolution

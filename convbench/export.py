@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -32,6 +34,7 @@ import torch
 import convbench
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.models.registry import DEFAULT_SEED, create_model, get_entry
+from convbench.results import current_umask
 
 Exporter = Literal["dynamo", "torchscript"]
 EXPORTERS: tuple[str, ...] = ("dynamo", "torchscript")
@@ -69,8 +72,15 @@ class ExportResult:
         return data
 
 
+def _source_digest(model: str) -> str:
+    """Hash of the source of the model's family module, so editing a model invalidates its cached exports."""
+    module = sys.modules[get_entry(model).builder.__module__]
+    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:12]
+
+
 def _cache_key(model: str, input_shape: tuple[int, ...], exporter: str, opset: int, overrides: dict) -> str:
-    versions = {"torch": torch.__version__, "onnx": onnx.__version__, "convbench": convbench.__version__}
+    versions = {"torch": torch.__version__, "onnx": onnx.__version__, "convbench": convbench.__version__,
+                "source": _source_digest(model)}
     if exporter == "dynamo":
         import onnxscript
 
@@ -233,6 +243,7 @@ def _check_writable(path: Path) -> None:
 def _atomic_copy(source: Path, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)

@@ -23,23 +23,19 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from convbench.benchmark import BenchmarkConfig, available_cores, benchmark
 from convbench.counting import get_convention
-from convbench.errors import ConvbenchError, UserInputError
+from convbench.errors import UserInputError
 from convbench.measure import Progress
 from convbench.models.mod import DEFAULT_MOD_IMPL
 from convbench.models.registry import get_entry
 from convbench.papers.tables import PublishedRow, PublishedTable, load_table
-from convbench.results import check_writable, read_rows
+from convbench.results import check_writable, read_rows, write_rows
 from convbench.stats import speedup
 
 # Measured columns that are about the speed-up; recomputed per row against the row's own baseline.
@@ -297,21 +293,6 @@ def _identity(line: dict[str, Any]) -> tuple[str, ...]:
 
 def write_lines(path: Path, existing: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]) -> Path:
     """Write ``lines`` to ``path`` atomically, replacing the lines of the same table rows and settings."""
-    check_writable(path)
     new = {_identity(line) for line in lines}
     kept = [line for line in existing if _identity(line) not in new]
-    frame = pd.DataFrame([*kept, *lines])
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            frame.to_csv(handle, index=False)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise ConvbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_rows(path, [*kept, *lines], "csv", append=False, schema=False)

@@ -60,6 +60,12 @@ def _git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def load_average() -> float:
     try:
         return round(os.getloadavg()[0], 2)
@@ -140,13 +146,20 @@ def read_rows(path: Path, fmt: str | None = None) -> list[dict[str, Any]]:
     return frame.to_dict(orient="records")
 
 
-def write_rows(path: Path, rows: Sequence[dict[str, Any]], fmt: str | None = None, append: bool = True) -> Path:
-    """Write ``rows`` to ``path`` atomically; with ``append`` keep the rows already there."""
+def write_rows(
+    path: Path, rows: Sequence[dict[str, Any]], fmt: str | None = None, append: bool = True, schema: bool = True
+) -> Path:
+    """Write ``rows`` to ``path`` atomically; with ``append`` keep the rows already there.
+
+    With ``schema`` the result-row columns come first (``COLUMNS``); files with their own layout pass False.
+    """
     fmt = output_format(path, fmt)
     check_writable(path)
     existing = read_rows(path, fmt) if append and path.exists() and path.stat().st_size > 0 else []
-    all_rows = [*existing, *(order_columns(r) for r in rows)]
+    all_rows = [*existing, *(order_columns(r) if schema else r for r in rows)]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp creates the file private (0600); give the result the permissions any new file would get.
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         with os.fdopen(fd, "w", newline="") as handle:
             if fmt == "json":
@@ -156,6 +169,10 @@ def write_rows(path: Path, rows: Sequence[dict[str, Any]], fmt: str | None = Non
             else:
                 pd.DataFrame(all_rows).to_csv(handle, index=False)
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, path vanished: one line, and the old file is untouched
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ConvbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
