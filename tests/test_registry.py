@@ -87,3 +87,16 @@ def test_register_model_rejects_bad_names_and_papers():
         register_model("Bad_Name", family="x", paper="cnn-mod")
     with pytest.raises(ValueError):
         register_model("good-name", family="x", paper="no-such-paper")
+
+
+def test_batchnorm_statistics_are_calibrated_on_random_data():
+    calibrated = create_model("resnet50-mod-cifar10")
+    raw = create_model("resnet50-mod-cifar10", calibrate=False)
+    bn, raw_bn = calibrated.layer3[0].bn2, raw.layer3[0].bn2
+    assert torch.equal(raw_bn.running_var, torch.ones_like(raw_bn.running_var))
+    assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+    assert bn.momentum == raw_bn.momentum  # restored after the calibration pass
+    with torch.inference_mode():
+        out = calibrated(torch.randn(2, 3, 32, 32))
+    # activations keep a trained network's scale instead of growing with depth
+    assert 1e-3 < out.abs().max().item() < 1e3

@@ -119,13 +119,55 @@ def get_entry(name: str) -> ModelEntry:
         raise UserInputError(f"unknown model {name!r}{hint}") from None
 
 
-def create_model(name: str, *, seed: int = DEFAULT_SEED, **overrides: Any) -> nn.Module:
+CALIBRATION_BATCH = 4
+CALIBRATION_MAX_RESOLUTION = 64
+
+
+def calibrate_batchnorm(model: nn.Module, input_size: tuple[int, int, int]) -> None:
+    """Set every BatchNorm's running statistics from one forward pass on random data.
+
+    A trained network's BatchNorm layers hold the statistics of their inputs, so its activations keep a unit
+    scale through any depth. Randomly initialised layers hold mean 0 / variance 1 instead, and in eval mode
+    deep residual networks then grow activations without bound (ResNet152-MoD reaches logits near 1e4, where
+    the MoD selector's sigmoid saturates to exact ties and top-k becomes arbitrary), while others vanish
+    towards denormal numbers that slow CPUs down. One data-free calibration pass (a cumulative average over
+    a small random batch, at most 64×64 pixels) gives activations the scale of a trained network. Latency
+    does not depend on the values, but this keeps timings free of denormal slow paths and ONNX parity
+    checks meaningful.
+    """
+    # Only feature-map BatchNorms: each channel's statistics then come from batch × H × W values. The
+    # BatchNorm1d of attention branches (KernelWarehouse, ODConv) would see only the batch and keep unstable
+    # variances, so they keep their initial statistics.
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: the pass's own statistics
+    channels, height, width = input_size
+    height, width = min(height, CALIBRATION_MAX_RESOLUTION), min(width, CALIBRATION_MAX_RESOLUTION)
+    # Everything else behaves as at inference (attention BatchNorm1d, dropout), so the statistics gathered
+    # are those that inference will meet.
+    model.eval()
+    for m in norms:
+        m.train()
+    with torch.no_grad():
+        model(torch.randn(CALIBRATION_BATCH, channels, height, width))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
+def create_model(name: str, *, seed: int = DEFAULT_SEED, calibrate: bool = True, **overrides: Any) -> nn.Module:
     """Build ``name`` in eval mode with weights drawn from a fixed seed (no pretrained weights exist here).
 
-    ``overrides`` go to the builder (for example ``num_classes=10`` or a family-specific switch).
+    ``overrides`` go to the builder (for example ``num_classes=10`` or a family-specific switch). With
+    ``calibrate`` the BatchNorm statistics are set from random data (see ``calibrate_batchnorm``).
     """
     entry = get_entry(name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = entry.builder(**overrides)
+        if calibrate:
+            calibrate_batchnorm(model, entry.input_size)
     return model.eval()
