@@ -4,7 +4,7 @@
 #   bash benchmarks/reference.sh            all of them
 #   bash benchmarks/reference.sh mod kw     only some groups: mod, mod-impl, torch, kw, micronet, compconv,
 #                                           harness, tables
-set -euo pipefail
+set -uo pipefail  # a failing benchmark is reported and the others still run
 cd "$(dirname "$0")/.."
 CB=.venv/bin/convbench
 PY=.venv/bin/python

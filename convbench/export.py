@@ -179,7 +179,7 @@ def export_onnx(
         height = width = resolution
     shape = (batch_size, channels, height, width)
     if output is not None:
-        _check_writable(output)
+        check_output_path(output)
 
     key = _cache_key(model, shape, exporter, opset, overrides)
     directory = cache_dir() / "onnx" / f"{model}-b{batch_size}-r{height}-{exporter}-{key}"
@@ -231,7 +231,7 @@ def _export_to_cache(
     return result
 
 
-def _check_writable(path: Path) -> None:
+def check_output_path(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise UserInputError(f"output path {path} is a directory")

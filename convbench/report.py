@@ -27,8 +27,13 @@ class RichProgress:
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
         self._task: Any = None
+        self.started = False
 
     def phase(self, description: str, total: int | None) -> None:
+        # Started on the first phase, so input errors found before any work leave no empty display behind.
+        if not self.started:
+            self._progress.start()
+            self.started = True
         if self._task is not None:
             self._progress.update(self._task, visible=False)
         self._task = self._progress.add_task(description, total=total)
@@ -43,8 +48,12 @@ def progress_display() -> Iterator[RichProgress]:
     columns = (
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     )
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        yield RichProgress(progress)
+    display = RichProgress(Progress(*columns, console=err_console, transient=True))
+    try:
+        yield display
+    finally:
+        if display.started:
+            display._progress.stop()
 
 
 def _fmt(value: Any, spec: str = ".2f") -> str:

@@ -24,7 +24,7 @@ def make_block(channels=8, k=3, **kwargs):
 def test_selected_channels_are_the_top_scoring_ones():
     block = make_block()
     x = torch.randn(2, 8, 5, 5)
-    scores = block.selector(x)
+    scores = torch.sigmoid(block.selector(x))
     values, idx = block.select(x)
     for b in range(2):
         expected = set(torch.argsort(scores[b], descending=True)[:3].tolist())
@@ -57,7 +57,7 @@ def test_channel_order_option_sorts_indices_and_keeps_scores_paired():
     block = make_block(order="channel")
     x = torch.randn(3, 8, 4, 4)
     values, idx = block.select(x)
-    scores = block.selector(x)
+    scores = torch.sigmoid(block.selector(x))
     assert torch.equal(idx, torch.sort(idx, dim=1).values)
     assert torch.allclose(values, torch.gather(scores, 1, idx))
 
@@ -191,3 +191,17 @@ def test_fvcore_reads_mobilenetv2_about_2_percent_low_because_of_relu6():
         fv, plus = count(name, convention="fvcore").gmacs, count(name, convention="mac+").gmacs
         assert 0.97 < fv / PUBLISHED_GMACS[name] < 0.985
         assert plus > fv
+
+
+def test_selection_uses_logits_so_saturated_scores_do_not_tie():
+    # Logits of 20 and 30 both give sigmoid == 1.0 exactly in float32; selecting on logits keeps them apart.
+    block = make_block(channels=4, k=1)
+    with torch.no_grad():
+        block.selector.fc2.weight.zero_()
+        block.selector.fc2.weight[2, 0] = 30.0
+        block.selector.fc2.weight[0, 0] = 20.0
+        block.selector.fc1.weight.fill_(1.0)
+    x = torch.ones(1, 4, 2, 2)
+    assert torch.sigmoid(torch.tensor([20.0, 30.0])).tolist() == [1.0, 1.0]
+    values, idx = block.select(x)
+    assert idx.tolist() == [[2]] and values.tolist() == [[1.0]]

@@ -70,7 +70,13 @@ def global_avg_pool(x: torch.Tensor, pool: Pooling = "adaptive") -> torch.Tensor
 
 
 class ChannelSelector(nn.Module):
-    """SE-style scorer (paper §3.1): global average pool, C -> C/16 -> C without biases, sigmoid."""
+    """SE-style scorer (paper §3.1): global average pool, C -> C/16 -> C without biases; returns the logits.
+
+    The paper's scores are ``sigmoid(logits)``. ``MoDBlock.select`` takes the top k of the logits and applies
+    the sigmoid to the k it keeps: the same channels and scores (the sigmoid is monotonic), but in float32
+    the sigmoid saturates to exactly 1.0 for logits above ~17, which deep networks reach, and top-k among
+    exact ties is arbitrary: PyTorch and ONNX Runtime could then pick different channels.
+    """
 
     def __init__(self, channels: int, reduction: int = SELECTOR_REDUCTION) -> None:
         super().__init__()
@@ -79,18 +85,22 @@ class ChannelSelector(nn.Module):
         self.fc2 = nn.Linear(hidden, channels, bias=False)
 
     def forward(self, x: torch.Tensor, pool: Pooling = "adaptive") -> torch.Tensor:
-        return torch.sigmoid(self.fc2(F.relu(self.fc1(global_avg_pool(x, pool)))))
+        return self.fc2(F.relu(self.fc1(global_avg_pool(x, pool))))
 
 
 class RandomSelector(nn.Module):
-    """The paper's random-selection control: uniform random scores, no parameters."""
+    """The paper's random-selection control: random channels, no parameters.
+
+    The paper does not say how the random channels are scaled; the logits are standard normal, so the scores
+    ``sigmoid(logits)`` spread over (0, 1) like a selector's.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.channels = channels
 
     def forward(self, x: torch.Tensor, pool: Pooling = "adaptive") -> torch.Tensor:
-        return torch.rand(x.shape[0], self.channels, dtype=x.dtype, device=x.device)
+        return torch.randn(x.shape[0], self.channels, dtype=x.dtype, device=x.device)
 
 
 class ResidualBranch(nn.Module):
@@ -151,12 +161,12 @@ class MoDBlock(nn.Module):
         self.register_buffer("embed", embed, persistent=False)
 
     def select(self, x: torch.Tensor, pool: Pooling = "adaptive") -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores and indices of the k selected channels, each shaped (B, k)."""
-        scores, idx = torch.topk(self.selector(x, pool), self.k, dim=1)
+        """Scores (after the sigmoid) and indices of the k selected channels, each shaped (B, k)."""
+        logits, idx = torch.topk(self.selector(x, pool), self.k, dim=1)
         if self.order == "channel":
             idx, perm = torch.sort(idx, dim=1)
-            scores = torch.gather(scores, 1, perm)
-        return scores, idx
+            logits = torch.gather(logits, 1, perm)
+        return torch.sigmoid(logits), idx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return MOD_IMPLS[self.impl](self, x)
