@@ -119,8 +119,7 @@ def get_entry(name: str) -> ModelEntry:
         raise UserInputError(f"unknown model {name!r}{hint}") from None
 
 
-CALIBRATION_BATCH = 4
-CALIBRATION_MAX_RESOLUTION = 64
+CALIBRATION_BATCH = 2
 
 
 def calibrate_batchnorm(model: nn.Module, input_size: tuple[int, int, int]) -> None:
@@ -131,7 +130,9 @@ def calibrate_batchnorm(model: nn.Module, input_size: tuple[int, int, int]) -> N
     deep residual networks then grow activations without bound (ResNet152-MoD reaches logits near 1e4, where
     the MoD selector's sigmoid saturates to exact ties and top-k becomes arbitrary), while others vanish
     towards denormal numbers that slow CPUs down. One data-free calibration pass (a cumulative average over
-    a small random batch, at most 64×64 pixels) gives activations the scale of a trained network. Latency
+    a random batch of two at the model's input size) gives activations the scale of a trained network. The
+    input size matters: statistics gathered on smaller maps do not fit (ODConv's spatial attention, for one,
+    then blows its last stage up). Latency
     does not depend on the values, but this keeps timings free of denormal slow paths and ONNX parity
     checks meaningful.
     """
@@ -145,15 +146,13 @@ def calibrate_batchnorm(model: nn.Module, input_size: tuple[int, int, int]) -> N
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average: the pass's own statistics
-    channels, height, width = input_size
-    height, width = min(height, CALIBRATION_MAX_RESOLUTION), min(width, CALIBRATION_MAX_RESOLUTION)
     # Everything else behaves as at inference (attention BatchNorm1d, dropout), so the statistics gathered
     # are those that inference will meet.
     model.eval()
     for m in norms:
         m.train()
     with torch.no_grad():
-        model(torch.randn(CALIBRATION_BATCH, channels, height, width))
+        model(torch.randn(CALIBRATION_BATCH, *input_size))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
 
