@@ -19,7 +19,7 @@ if want mod; then  # issue 2: CNN-MoD on ONNX Runtime, 1 thread, batch 1
     -o results/mod-onnxruntime-cpu.csv
 fi
 if want mod-impl; then  # issue 3: every MoD implementation, ONNX Runtime and PyTorch
-  $PY benchmarks/mod_speedup.py --runs 80 --min-time 4 -o results/mod_speedup.csv
+  $PY benchmarks/mod_speedup.py --runs 120 --min-time 4 -o results/mod_speedup.csv
 fi
 if want torch; then  # issue 6: the same comparison in single-threaded PyTorch eager, as the paper timed it
   fresh results/mod-torch-cpu.csv

@@ -290,7 +290,10 @@ MOD_IMPLS: dict[str, Callable[[MoDBlock, torch.Tensor], torch.Tensor]] = {
 #   onehot-bmm      0.917    0.914    0.910    | 0.897  0.909  0.910
 #   index-embed     0.960    0.965    0.964    | 0.957  0.972  0.970   (50.5 / 67.3 / 75.9 ms vs 77.3 ms R50)
 #   nchwc-embed     0.953    0.944    0.948    | 0.956  0.968  0.969
-# index-embed leads in run 1 and ties nchwc-embed in run 2. In PyTorch eager the differences are within noise.
+#   run 3, after the final selector (top-k on logits) and BatchNorm calibration, committed results/mod_speedup.csv:
+#   gather-concat 0.912 0.925 0.926 | index-embed 0.935 0.943 0.948 | nchwc-embed 0.950 0.954 0.951
+# index-embed leads in run 1, ties nchwc-embed in run 2 and trails it by 1-2 points in run 3: the two "-embed"
+# graphs are equal within this shared machine's noise. In PyTorch eager the differences are within noise.
 DEFAULT_MOD_IMPL = "index-embed"
 # MACs are counted in the paper's formulation, whatever implementation runs: the implementations differ in the
 # graph, not in the model's arithmetic (index-embed's one-hot 1×1 convolution only copies values).
