@@ -166,8 +166,9 @@ def benchmark(
         row.update(_latency(m, config.batch_size))
         reasons = noise_reasons(m.samples, load_before, load_after, cores)
         row.update(noisy=bool(reasons), noisy_reason="; ".join(reasons), setup_ms=prepared[name].setup_seconds * 1e3)
-        row.update({k: v for k, v in prepared[name].settings().items() if k != "exporter"})
-        row["exporter"] = prepared[name].settings().get("exporter", "")
+        settings = prepared[name].settings()  # may query the GPU: read once
+        row.update({k: v for k, v in settings.items() if k != "exporter"})
+        row["exporter"] = settings.get("exporter", "")
         if len(models) > 1 and base in measurements:
             s = speedup(measurements[base].samples, m.samples)
             row.update(

@@ -158,12 +158,13 @@ def export_command(
 ) -> None:
     """Export to ONNX (cached) and verify the result against PyTorch."""
     from convbench.benchmark import BenchmarkConfig
-    from convbench.export import check_output_path, export_onnx
+    from convbench.export import export_onnx
     from convbench.models import get_entry
     from convbench.report import console, export_table, progress_display
+    from convbench.results import check_writable
 
     if output is not None:
-        check_output_path(output)  # before the export starts
+        check_writable(output)  # before the export starts
     with progress_display() as progress:
         progress.phase(f"exporting {model} ({exporter})", None)
         overrides = BenchmarkConfig(mod_impl=mod_impl).validate().overrides_for(get_entry(model))

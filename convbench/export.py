@@ -34,7 +34,7 @@ import torch
 import convbench
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.models.registry import DEFAULT_SEED, create_model, get_entry
-from convbench.results import current_umask
+from convbench.results import check_writable, current_umask
 
 Exporter = Literal["dynamo", "torchscript"]
 EXPORTERS: tuple[str, ...] = ("dynamo", "torchscript")
@@ -179,7 +179,7 @@ def export_onnx(
         height = width = resolution
     shape = (batch_size, channels, height, width)
     if output is not None:
-        check_output_path(output)
+        check_writable(output)
 
     key = _cache_key(model, shape, exporter, opset, overrides)
     directory = cache_dir() / "onnx" / f"{model}-b{batch_size}-r{height}-{exporter}-{key}"
@@ -229,16 +229,6 @@ def _export_to_cache(
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return result
-
-
-def check_output_path(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserInputError(f"output path {path} is a directory")
-    if not parent.is_dir():
-        raise UserInputError(f"cannot write {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UserInputError(f"cannot write {path}: directory {parent} is not writable")
 
 
 def _atomic_copy(source: Path, target: Path) -> None:

@@ -4,9 +4,10 @@ import torch
 from torch import nn
 
 
-def check_batch_folding(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A batch gives each sample the output it gets alone (up to float re-association), and samples differ."""
-    x = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))  # the same input on every run
+def check_batch_folding(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
+    """On a seeded random batch of ``shape``, each sample gets the output it gets alone (up to float
+    re-association), and samples differ."""
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         together = model(x)
         alone = torch.cat([model(x[i : i + 1]) for i in range(x.shape[0])])

@@ -164,3 +164,12 @@ def test_op_profile_prints_operator_table():
     result = invoke("profile", "resnet18-mod-cifar10", *FAST, "--no-save", "--op-profile")
     assert result.exit_code == 0, result.output
     assert "time per operator type" in result.output and "Conv" in result.output
+
+
+def test_export_to_an_unwritable_path_fails_before_exporting(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = invoke("export", "resnet18-cifar10", "-o", blocker / "m.onnx")
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error: cannot write")
+    assert len(result.output.strip().splitlines()) == 1

@@ -61,7 +61,7 @@ def test_forward_shape_and_batch_folding(name: str) -> None:
     # Uncalibrated weights: this checks the folding logic, and deep random ODConv nets with calibrated
     # statistics amplify float re-association differences beyond any fixed tolerance.
     model = create_model(name, num_classes=10, calibrate=False)
-    out = check_batch_folding(model, torch.randn(2, 3, 64, 64))
+    out = check_batch_folding(model, (2, 3, 64, 64))
     assert out.shape == (2, 10)
 
 
@@ -77,7 +77,7 @@ def test_forward_shape_and_batch_folding(name: str) -> None:
     ids=["od-dw-4x", "od-dw-1x", "od-pw-4x", "od-3x3-4x", "dy-grouped-bias"],
 )
 def test_layers_fold_the_batch(layer: nn.Module) -> None:
-    check_batch_folding(layer.eval(), torch.randn(2, layer.in_channels, 9, 9))
+    check_batch_folding(layer.eval(), (2, layer.in_channels, 9, 9))
 
 
 def test_odconv_matches_per_sample_reference() -> None:

@@ -218,7 +218,7 @@ def test_forward_shape_and_batch_folding(name: str, size: int) -> None:
     # Uncalibrated weights: this checks the folding logic, and deep random ODConv nets with calibrated
     # statistics amplify float re-association differences beyond any fixed tolerance.
     model = create_model(name, num_classes=10, calibrate=False)
-    out = check_batch_folding(model, torch.randn(2, 3, size, size))
+    out = check_batch_folding(model, (2, 3, size, size))
     assert out.shape == (2, 10)
 
 
@@ -233,9 +233,9 @@ def test_mobilenetv2_layers_fold_the_batch() -> None:
     assert type(model.features[2].conv[0][0]) is nn.Conv2d  # stage-2 pointwise static in the 1/2× model
     head = model.classifier[1]
     assert isinstance(head, KWLinear)
-    check_batch_folding(dw, torch.randn(2, 960, 7, 7))
-    check_batch_folding(pw, torch.randn(2, 960, 7, 7))
-    check_batch_folding(head, torch.randn(2, 1280))
+    check_batch_folding(dw, (2, 960, 7, 7))
+    check_batch_folding(pw, (2, 960, 7, 7))
+    check_batch_folding(head, (2, 1280))
     with torch.no_grad():
         assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
