@@ -1,16 +1,17 @@
-# Set-up and the two entry points the README starts with:
-#   make run   creates .venv, installs convbench, and compares ResNet50 with ResNet75-MoD on the CPU
-#   make test  creates .venv, installs convbench with its test tools, lints, and runs the test suite
+# Set-up and the entry points the README starts with:
+#   make run        creates .venv, installs convbench, and compares ResNet50 with ResNet75-MoD on the CPU
+#   make test       creates .venv, installs convbench with its test tools and extras, lints, runs the fast tests
+#   make test-slow  the slow tests (exports, real measurements); CI runs both (.ci/run)
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint clean-cache
+.PHONY: install run test test-slow lint clean-cache
 
 $(BIN)/convbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,openvino,gpu]'
 	touch $@
 
 install: $(BIN)/convbench
@@ -19,10 +20,14 @@ run: install
 	$(BIN)/convbench compare resnet50 resnet75-mod --device cpu
 
 lint: install
-	$(BIN)/ruff check convbench tests benchmarks
+	$(BIN)/ruff check convbench tests benchmarks examples
+	$(BIN)/ruff format --check convbench tests benchmarks examples
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
 
 clean-cache:
 	rm -rf $${CONVBENCH_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/convbench}

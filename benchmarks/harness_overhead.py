@@ -1,9 +1,13 @@
 """How much does convbench's measuring harness add to what it measures?
 
 Times the same ONNX Runtime session two ways, interleaved round by round: convbench's measuring loop
-(``convbench.measure.measure`` driving ``OnnxRuntimeModel.timed_run``), and a bare loop of ``session.run``
-calls timed as a whole (one clock read per block, nothing else). The ratio of the two per-inference means is
-the harness's overhead; the target is at most 1.02.
+(``convbench.measure.measure`` driving ``OnnxRuntimeModel.timed_run``, with its memory and noise-window reads),
+and a bare loop of ``session.run`` calls timed as a whole (one clock read per block, nothing else).
+
+One definition of the overhead, used in the CSV and the README: ``overhead_ratio`` is the median over rounds of
+(convbench's time per inference / the bare loop's time per inference) in the same round; ``ratio_p10`` and
+``ratio_p90`` are the 10th and 90th percentiles of those per-round ratios. The target is a median of at most
+1.02; the percentiles say how far single rounds stray on a shared machine.
 
     .venv/bin/python benchmarks/harness_overhead.py --model resnet18 --rounds 30 -o results/harness_overhead.csv
 """
@@ -47,16 +51,24 @@ def main() -> None:
         harness.append((time.perf_counter() - start) / (args.block + 1))
     ratios = np.asarray(harness) / np.asarray(bare)
     row = {
-        "model": args.model, "threads": args.threads, "rounds": args.rounds, "block": args.block,
-        "bare_ms": float(np.median(bare) * 1e3), "harness_ms": float(np.median(harness) * 1e3),
-        "overhead_ratio": float(np.median(ratios)), "ratio_p10": float(np.percentile(ratios, 10)),
-        "ratio_p90": float(np.percentile(ratios, 90)), "target": 1.02,
+        "model": args.model,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "block": args.block,
+        "bare_ms": float(np.median(bare) * 1e3),
+        "harness_ms": float(np.median(harness) * 1e3),
+        "overhead_ratio": float(np.median(ratios)),
+        "ratio_p10": float(np.percentile(ratios, 10)),
+        "ratio_p90": float(np.percentile(ratios, 90)),
+        "target": 1.02,
         **environment(),
     }
     write_rows(args.output, [row], append=False)
-    print(f"bare {row['bare_ms']:.3f} ms, convbench {row['harness_ms']:.3f} ms per inference: "
-          f"ratio {row['overhead_ratio']:.4f} (p10 {row['ratio_p10']:.4f}, p90 {row['ratio_p90']:.4f}); "
-          f"wrote {args.output}")
+    print(
+        f"bare {row['bare_ms']:.3f} ms, convbench {row['harness_ms']:.3f} ms per inference: "
+        f"ratio {row['overhead_ratio']:.4f} (p10 {row['ratio_p10']:.4f}, p90 {row['ratio_p90']:.4f}); "
+        f"wrote {args.output}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The ``convbench`` command line: Typer commands that parse options, call library functions, and render.
 
+Options are declared once, as fields of option dataclasses (``BenchmarkConfig``, ``TimingSettings``, each
+runtime's options, ``ModelOptions``, ``OutputOptions``); ``convbench.options.takes`` turns them into flags.
 Every error a user can cause (unknown model, impossible option, missing CUDA, unwritable path, corrupted
-file) is reported as one line on stderr with a non-zero exit code, never as a traceback.
+file) is reported as one line on stderr with a non-zero exit code, never as a traceback. Importing this
+module does not import PyTorch: ``--help`` and ``list`` answer at once.
 """
 
 from __future__ import annotations
@@ -9,12 +12,18 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from convbench.benchmark import BenchmarkConfig, config_from_mapping, runtime_option_classes
+from convbench.cli_evaluate import evaluate_command
+from convbench.cli_hardware import analyze_command, peak_command
 from convbench.errors import ConvbenchError, UserInputError
+from convbench.models.spec import ModelOptions, resolve_model
+from convbench.options import Uses, option, takes
 
 app = typer.Typer(
     name="convbench",
@@ -47,42 +56,39 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-# Options shared by profile and compare.
-Device = Annotated[str, typer.Option(help="cpu or cuda.")]
-RuntimeOpt = Annotated[
-    str | None, typer.Option("--runtime", help="onnxruntime or torch (default: onnxruntime on cpu).")
-]
-Threads = Annotated[int | None, typer.Option(help="Intra-op threads (default: the available cores).")]
-BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Batch size.")]
-Resolution = Annotated[int | None, typer.Option(help="Square input size (default: the model's).")]
-BatchSizes = Annotated[str, typer.Option("--batch-size", "-b", help="Batch size, or a list to sweep: 1,8,32.")]
-Resolutions = Annotated[
-    str | None, typer.Option("--resolution", help="Square input size (default: the model's), or a list: 160,224.")
-]
-Precision = Annotated[str, typer.Option(help="fp32, or fp16 / bf16 autocast (cuda).")]
-ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="channels-last memory format (torch).")]
-Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the model (torch).")]
-TF32 = Annotated[bool, typer.Option("--tf32", help="Allow TF32 matmuls and convolutions (cuda; off by default).")]
-CudnnBenchmark = Annotated[
-    bool, typer.Option("--cudnn-benchmark/--no-cudnn-benchmark", help="cuDNN autotuning (cuda).")
-]
-CudaGraphs = Annotated[bool, typer.Option("--cuda-graphs", help="Capture once, replay per run (cuda).")]
-SaveSamples = Annotated[Path | None, typer.Option("--save-samples", help="Also write every raw latency (CSV/JSON).")]
-Exporter = Annotated[str, typer.Option(help="ONNX exporter: dynamo or torchscript.")]
-Warmup = Annotated[int, typer.Option(help="Warm-up runs (at least this many).")]
-WarmupTime = Annotated[float, typer.Option("--warmup-time", help="Warm-up seconds (at least this long).")]
-Runs = Annotated[int, typer.Option(help="Measured runs per model (at least this many).")]
-MinTime = Annotated[float, typer.Option("--min-time", help="Measured seconds per model (at least this long).")]
-Output = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Result file (default: results/<command>.csv); rows are appended.")
-]
-Format = Annotated[str | None, typer.Option("--format", help="csv or json (default: from the file suffix).")]
-NoSave = Annotated[bool, typer.Option("--no-save", help="Print only; write no result file.")]
-ModImpl = Annotated[
-    str | None, typer.Option("--mod-impl", help="MoD block implementation for CNN-MoD models (see docs).")
-]
-Convention = Annotated[
-    str, typer.Option(help="MAC counting convention: convbench, fvcore, mac+, micronet or paper (`count --help`).")
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where results go."""
+
+    output: Path | None = option(
+        None,
+        "Result file (default: results/profile.csv or results/compare.csv); rows are appended.",
+        flags=("--output", "-o"),
+    )
+    fmt: str | None = option(None, "csv or json (default: from the file suffix).", flags=("--format",))
+    no_save: bool = option(False, "Print only; write no result file.")
+    save_samples: Path | None = option(None, "Also write every raw latency (CSV/JSON), per model and trial.")
+    wide: bool = option(False, "Show every column in the terminal (the result file always has them all).")
+
+
+def _config(raw: dict[str, Any]) -> BenchmarkConfig:
+    return config_from_mapping(raw)
+
+
+def _reproduce_config(raw: dict[str, Any]) -> BenchmarkConfig:
+    # A paper's table is compared with the paper's own figures, so it is counted the paper's way by default.
+    return config_from_mapping({**raw, "convention": raw.get("convention") or "paper"})
+
+
+def _benchmark_options(only: tuple[str, ...] | None = None, build: Callable = _config) -> Uses:
+    return Uses((BenchmarkConfig, *runtime_option_classes()), build, only)
+
+
+MODEL_OPTIONS = Uses((ModelOptions,))
+COUNT_OPTIONS = Uses((BenchmarkConfig,), _config, ("resolution", "convention"))
+EXPORT_OPTIONS = Uses((BenchmarkConfig,), _config, ("batch_size", "resolution", "exporter"))
+ModelArg = Annotated[
+    str, typer.Argument(help="Registered name, path/file.py:builder, package.module:builder or model.onnx.")
 ]
 
 
@@ -90,9 +96,9 @@ Convention = Annotated[
 @reports_errors
 def list_command(
     pattern: Annotated[str | None, typer.Argument(help="Shell-style filter, e.g. 'resnet*-mod'.")] = None,
-    family: Annotated[str | None, typer.Option(help="Only this family (mod, resnet, vgg, ...).")] = None,
+    family: Annotated[str | None, typer.Option(help="Only this family (resnet, vgg, micronet, ...).")] = None,
 ) -> None:
-    """List registered models: name, family, paper, input size."""
+    """List registered models (plugins included): name, family, paper, input size, published top-1, source."""
     from convbench.models import get_entry, list_models
     from convbench.report import console, models_table
 
@@ -107,12 +113,13 @@ def list_command(
 
 @app.command("count")
 @reports_errors
+@takes(config=COUNT_OPTIONS, model_options=MODEL_OPTIONS)
 def count_command(
-    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    model: ModelArg,
+    config: BenchmarkConfig,
+    model_options: ModelOptions,
     by_module: Annotated[bool, typer.Option("--by-module", help="Per-stage and per-block breakdown.")] = False,
     depth: Annotated[int, typer.Option(help="Module depth for --by-module.")] = 2,
-    resolution: Resolution = None,
-    convention: Convention = "convbench",
 ) -> None:
     """GMACs and parameters (fvcore, batch 1): total MACs and the convolutions' MACs, uncounted ops listed.
 
@@ -128,198 +135,153 @@ def count_command(
     backend; how CNN-MoD counts). micronet: convolutions, linear layers and element-wise products, no
     BatchNorm or pooling (MicroNet's MAdds). paper: the convention of the model family's paper.
 
-    Module-hook counters (thop, torchinfo, ptflops' default backend) miss batch-folded convolutions and
-    kernel assembly, so their numbers for dynamic convolutions are far lower.
+    A model given as an ONNX file is counted from its graph (convolutions, matrix products, parameters).
     """
     from convbench.counting import count
     from convbench.report import console, count_table, module_table
 
-    if resolution is not None and not 8 <= resolution <= 4096:
-        raise UserInputError(f"--resolution must be between 8 and 4096 pixels, got {resolution}")
     if depth < 1:
         raise UserInputError(f"--depth must be at least 1, got {depth}")
-    result = count(model, resolution=resolution, convention=convention)
-    console.print(count_table(model, result))
-    if by_module:
-        console.print(module_table(model, result, depth))
+    (spec,) = model_options.specs([model])
+    for resolution in config.resolution or (None,):
+        result = count(spec, resolution=resolution, convention=config.convention)
+        console.print(count_table(spec.label, result))
+        if by_module:
+            console.print(module_table(spec.label, result, depth))
 
 
 @app.command("export")
 @reports_errors
+@takes(config=EXPORT_OPTIONS, model_options=MODEL_OPTIONS)
 def export_command(
-    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    model: ModelArg,
+    config: BenchmarkConfig,
+    model_options: ModelOptions,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Copy the verified model here.")] = None,
-    batch_size: BatchSize = 1,
-    resolution: Resolution = None,
-    exporter: Exporter = "dynamo",
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Export again even if cached.")] = False,
-    mod_impl: ModImpl = None,
 ) -> None:
     """Export to ONNX (cached) and verify the result against PyTorch."""
-    from convbench.benchmark import BenchmarkConfig
     from convbench.export import export_onnx
-    from convbench.models import get_entry
     from convbench.report import console, export_table, progress_display
     from convbench.results import check_writable
 
+    combos = [(b, r) for b in config.batch_size for r in (config.resolution or (None,))]
     if output is not None:
+        if len(combos) > 1:
+            raise UserInputError("--output takes one exported file; give one batch size and one resolution")
         check_writable(output)  # before the export starts
-    with progress_display() as progress:
-        progress.phase(f"exporting {model} ({exporter})", None)
-        overrides = BenchmarkConfig(mod_impl=mod_impl).validate().overrides_for(get_entry(model))
-        result = export_onnx(
-            model, batch_size=batch_size, resolution=resolution, exporter=exporter, opset=opset, output=output,
-            use_cache=not no_cache, **overrides,
-        )
-    console.print(export_table(result))
+    (spec,) = model_options.specs([model])
+    for batch_size, resolution in combos:
+        with progress_display() as progress:
+            progress.phase(f"exporting {spec.label} ({config.exporter})", None)
+            result = export_onnx(
+                spec,
+                batch_size=batch_size,
+                resolution=resolution,
+                exporter=config.exporter,
+                opset=opset,
+                output=output,
+                use_cache=not no_cache,
+            )
+        console.print(export_table(result))
 
 
-def parse_sizes(text: str | None, option: str) -> list[int | None]:
-    """``"1,8,32"`` -> ``[1, 8, 32]``; ``None`` -> ``[None]`` (the model's default)."""
-    if text is None:
-        return [None]
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UserInputError(f"{option} takes whole numbers separated by commas, got {text!r}") from None
-    if not values:
-        raise UserInputError(f"{option} needs at least one value")
-    return list(dict.fromkeys(values))
-
-
-def _run_benchmark(command: str, models: list[str], *, op_profile: bool = False, **options: Any) -> None:
-    from convbench.benchmark import BenchmarkConfig, sweep
-    from convbench.measure import TimingSettings
-    from convbench.report import console, err_console, noisy_warnings, progress_display, results_table
+def run_and_report(
+    command: str,
+    models: list[str],
+    config: BenchmarkConfig,
+    model_options: ModelOptions,
+    out: OutputOptions,
+    op_profile: bool = False,
+) -> list[dict[str, Any]]:
+    """Measure, print, save: what profile and compare share."""
+    from convbench.benchmark import sweep
+    from convbench.report import console, err_console, noisy_warnings, progress_display, results_view
     from convbench.results import check_writable, output_format, write_rows, write_samples
 
-    batch_sizes = parse_sizes(options["batch_size"], "--batch-size")
-    resolutions = parse_sizes(options["resolution"], "--resolution")
-    config = BenchmarkConfig(
-        device=options["device"], runtime=options["runtime"], threads=options["threads"],
-        batch_size=batch_sizes[0] or 1, resolution=resolutions[0], exporter=options["exporter"],
-        convention=options["convention"], mod_impl=options["mod_impl"], precision=options["precision"],
-        channels_last=options["channels_last"], compile=options["compile"], tf32=options["tf32"],
-        cudnn_benchmark=options["cudnn_benchmark"], cuda_graphs=options["cuda_graphs"],
-        timing=TimingSettings(warmup=options["warmup"], warmup_time=options["warmup_time"], runs=options["runs"],
-                              min_time=options["min_time"]),
-    ).validate()
     if op_profile and config.runtime_name != "onnxruntime":
         raise UserInputError("--op-profile uses ONNX Runtime's profiler; it needs --runtime onnxruntime")
+    specs = model_options.specs(models)
+    for spec in specs:  # unknown models fail before any file or folder is made
+        resolve_model(spec, resolution=config.resolution[0] if config.resolution else None)
     path = None
-    if not options["no_save"]:
-        path = options["output"] or Path("results") / f"{command}.csv"
-        output_format(path, options["fmt"])
+    if not out.no_save:
+        path = out.output or Path("results") / f"{command}.csv"
+        output_format(path, out.fmt)
         check_writable(path)  # before minutes of measuring, not after
-    samples_path = options["save_samples"]
-    if samples_path is not None:
-        output_format(samples_path, None)
-        check_writable(samples_path)
+    if out.save_samples is not None:
+        output_format(out.save_samples, None)
+        check_writable(out.save_samples)
     samples: list[dict[str, Any]] = []
     with progress_display() as progress:
-        rows = sweep(models, config, batch_sizes, resolutions, progress, samples)
-    console.print(results_table(rows, "convbench " + command + " " + " ".join(models)))
+        rows = sweep(specs, config, progress, samples)
+    console.print(results_view(rows, f"convbench {command} " + " ".join(models), wide=out.wide))
     for line in noisy_warnings(rows):
-        err_console.print(line, style="yellow")
+        err_console.print(line, style="yellow", highlight=False)
     if path is not None:
-        write_rows(path, rows, options["fmt"])
+        write_rows(path, rows, out.fmt)
         err_console.print(f"wrote {len(rows)} row(s) to {path}")
-    if samples_path is not None:
-        write_samples(samples_path, samples)
-        err_console.print(f"wrote raw latencies of {len(samples)} model run(s) to {samples_path}")
+    if out.save_samples is not None:
+        write_samples(out.save_samples, samples)
+        err_console.print(f"wrote raw latencies of {len(samples)} model trial(s) to {out.save_samples}")
     if op_profile:
-        _print_operator_profiles(rows, config)
+        _print_operator_profiles(rows, specs, config)
+    return rows
 
 
-def _print_operator_profiles(rows: list[dict[str, Any]], config: Any) -> None:
+def _print_operator_profiles(rows: list[dict[str, Any]], specs: list[Any], config: BenchmarkConfig) -> None:
     from convbench.export import export_onnx
-    from convbench.models import get_entry
     from convbench.report import console, operator_table, progress_display
     from convbench.runtimes.onnxruntime import operator_profile
 
+    by_label = {s.label: s for s in specs}
     for row in rows:
-        if row.get("error"):
+        if row.get("error") or row["model"] not in by_label:
             continue
-        model = row["model"]
         with progress_display() as progress:
-            progress.phase(f"profiling operators of {model}", None)
-            exported = export_onnx(model, batch_size=row["batch_size"], resolution=row["resolution"],
-                                   exporter=config.exporter, **config.overrides_for(get_entry(model)))
+            progress.phase(f"profiling operators of {row['model']}", None)
+            exported = export_onnx(
+                by_label[row["model"]],
+                batch_size=row["batch_size"],
+                resolution=row["resolution"],
+                exporter=config.exporter,
+            )
             ops = operator_profile(exported, row["threads"], runs=min(config.timing.runs, 20))
-        console.print(operator_table(f"{model} (batch {row['batch_size']}, {row['resolution']} px)", ops))
+        console.print(operator_table(f"{row['model']} (batch {row['batch_size']}, {row['resolution']} px)", ops))
 
 
 @app.command("profile")
 @reports_errors
+@takes(config=_benchmark_options(), model_options=MODEL_OPTIONS, out=OutputOptions)
 def profile_command(
-    model: Annotated[str, typer.Argument(help="Registered model name.")],
-    device: Device = "cpu",
-    runtime: RuntimeOpt = None,
-    threads: Threads = None,
-    batch_size: BatchSizes = "1",
-    resolution: Resolutions = None,
-    exporter: Exporter = "dynamo",
-    warmup: Warmup = 10,
-    warmup_time: WarmupTime = 1.0,
-    runs: Runs = 50,
-    min_time: MinTime = 2.0,
-    output: Output = None,
-    fmt: Format = None,
-    no_save: NoSave = False,
-    save_samples: SaveSamples = None,
-    convention: Convention = "convbench",
-    mod_impl: ModImpl = None,
-    precision: Precision = "fp32",
-    channels_last: ChannelsLast = False,
-    compile: Compile = False,
-    tf32: TF32 = False,
-    cudnn_benchmark: CudnnBenchmark = True,
-    cuda_graphs: CudaGraphs = False,
+    model: ModelArg,
+    config: BenchmarkConfig,
+    model_options: ModelOptions,
+    out: OutputOptions,
     op_profile: Annotated[
         bool, typer.Option("--op-profile", help="Also print ONNX Runtime's time per operator type.")
     ] = False,
 ) -> None:
     """Count, export and time one model: one result row per batch size and resolution."""
-    options = dict(locals())
-    del options["model"], options["op_profile"]
-    _run_benchmark("profile", [model], op_profile=op_profile, **options)
+    run_and_report("profile", [model], config, model_options, out, op_profile)
 
 
 @app.command("compare")
 @reports_errors
+@takes(config=_benchmark_options(), model_options=MODEL_OPTIONS, out=OutputOptions)
 def compare_command(
     models: Annotated[list[str], typer.Argument(help="Two or more models; the first is the baseline.")],
-    device: Device = "cpu",
-    runtime: RuntimeOpt = None,
-    threads: Threads = None,
-    batch_size: BatchSizes = "1",
-    resolution: Resolutions = None,
-    exporter: Exporter = "dynamo",
-    warmup: Warmup = 10,
-    warmup_time: WarmupTime = 1.0,
-    runs: Runs = 50,
-    min_time: MinTime = 2.0,
-    output: Output = None,
-    fmt: Format = None,
-    no_save: NoSave = False,
-    save_samples: SaveSamples = None,
-    convention: Convention = "convbench",
-    mod_impl: ModImpl = None,
-    precision: Precision = "fp32",
-    channels_last: ChannelsLast = False,
-    compile: Compile = False,
-    tf32: TF32 = False,
-    cudnn_benchmark: CudnnBenchmark = True,
-    cuda_graphs: CudaGraphs = False,
+    config: BenchmarkConfig,
+    model_options: ModelOptions,
+    out: OutputOptions,
 ) -> None:
-    """Time models interleaved in one process: speed-up over the first with a bootstrap 95% interval and a
-    Mann–Whitney U test ("no significant difference" when that is the honest answer)."""
+    """Time models interleaved, in independent trials: speed-up over the first with a 95% interval that
+    includes the variation between trials, the spread over trials, and a verdict ("no significant
+    difference" when that is the honest answer)."""
     if len(models) < 2:
         raise UserInputError("compare needs at least two models (the first is the baseline); use profile for one")
-    options = dict(locals())
-    del options["models"]
-    _run_benchmark("compare", models, **options)
+    run_and_report("compare", models, config, model_options, out)
 
 
 @app.command("tables")
@@ -340,18 +302,10 @@ def tables_command(
 
 @app.command("reproduce")
 @reports_errors
+@takes(config=_benchmark_options(build=_reproduce_config))
 def reproduce_command(
     key: Annotated[str, typer.Argument(help="Table key (see `convbench tables`), e.g. mod-imagenet.")],
-    device: Device = "cpu",
-    runtime: RuntimeOpt = None,
-    threads: Threads = None,
-    batch_size: BatchSize = 1,
-    resolution: Resolution = None,
-    exporter: Exporter = "dynamo",
-    warmup: Warmup = 10,
-    warmup_time: WarmupTime = 1.0,
-    runs: Runs = 50,
-    min_time: MinTime = 2.0,
+    config: BenchmarkConfig,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Result CSV (default: results/<key>-<device>-<runtime>.csv)."),
@@ -361,37 +315,22 @@ def reproduce_command(
         list[str] | None,
         typer.Option("--only", help="Only these models (shell-style pattern; repeatable) and their baselines."),
     ] = None,
-    convention: Convention = "convbench",
-    mod_impl: ModImpl = None,
-    precision: Precision = "fp32",
-    channels_last: ChannelsLast = False,
-    compile: Compile = False,
-    tf32: TF32 = False,
-    cudnn_benchmark: CudnnBenchmark = True,
-    cuda_graphs: CudaGraphs = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Show every column in the terminal.")] = False,
 ) -> None:
     """Rebuild a paper's table: published and measured params, GMACs, latency and speed-ups side by side.
 
-    All registered models of the table are timed in one interleaved run, each row's baselines included, and each
-    speed-up is taken against the row's own baseline. Rows already in the result file with the same settings
-    are not measured again (--force measures them again); missing rows are measured with their baselines.
+    All registered models of the table are timed in one interleaved run per trial, each row's baselines
+    included, and each speed-up is taken against the row's own baseline. Rows already in the result file with
+    the same settings are not measured again (--force measures them again). MACs are counted the way the
+    paper counts them unless --convention says otherwise.
     """
-    from convbench.benchmark import BenchmarkConfig
-    from convbench.measure import TimingSettings
     from convbench.report import console, err_console, noisy_warnings, progress_display
-    from convbench.report_tables import params_warnings, reproduce_table
+    from convbench.report_tables import params_warnings, reproduce_view
     from convbench.reproduce import reproduce
 
-    config = BenchmarkConfig(
-        device=device, runtime=runtime, threads=threads, batch_size=batch_size, resolution=resolution,
-        exporter=exporter, convention=convention, mod_impl=mod_impl, precision=precision,
-        channels_last=channels_last, compile=compile, tf32=tf32, cudnn_benchmark=cudnn_benchmark,
-        cuda_graphs=cuda_graphs,
-        timing=TimingSettings(warmup=warmup, warmup_time=warmup_time, runs=runs, min_time=min_time),
-    ).validate()
     with progress_display() as progress:
         result = reproduce(key, config, output=output, force=force, progress=progress, only=only)
-    console.print(reproduce_table(result.table, result.lines, result.reused))
+    console.print(reproduce_view(result.table, result.lines, result.reused, wide=wide))
     for line in noisy_warnings(result.measured_rows) + params_warnings(result.lines):
         err_console.print(line, style="yellow", highlight=False)
     err_console.print(
@@ -412,7 +351,9 @@ def plot_command(
     ] = None,
     title: Annotated[str | None, typer.Option(help="Figure title.")] = None,
 ) -> None:
-    """Published top-1 against measured latency and GMACs, one marker per model, the Pareto front marked."""
+    """Top-1 against measured latency and GMACs, one marker per model, the Pareto front marked. Top-1 is the
+    measured one where a result file holds it (`convbench evaluate`), else the published figure; the legend
+    says which."""
     from convbench.plot import check_output, plot
     from convbench.report import err_console
 
@@ -423,8 +364,91 @@ def plot_command(
     result = plot(result_file, target, table=table, title=title)
     for note in result.notes:
         err_console.print(f"note: {note}", highlight=False)
-    err_console.print(f"plotted {result.points} point(s) in {len(result.panels)} panel row(s): "
-                      + ", ".join(str(p) for p in result.paths))
+    err_console.print(
+        f"plotted {result.points} point(s) in {len(result.panels)} panel row(s): "
+        + ", ".join(str(p) for p in result.paths)
+    )
+
+
+@app.command("run")
+@reports_errors
+def run_command(
+    spec_file: Annotated[Path, typer.Argument(help="Run spec (TOML): models, settings, sweeps; see the README.")],
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="i/n: run only the i-th of n deterministic slices of the jobs.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Result file (default: the spec's, else results/run.csv).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the jobs (of this shard) without running them.")
+    ] = False,
+) -> None:
+    """Run every job of a run spec (or one shard of them, for a Slurm array, a Kubernetes indexed job or a CI
+    matrix: one latency job per machine at a time), appending rows to one result file."""
+    from convbench.report import console, err_console, progress_display, results_view
+    from convbench.results import check_writable, write_rows
+    from convbench.runspec import load_spec, parse_shard, select_shard
+
+    spec = load_spec(spec_file)
+    index, count = parse_shard(shard) if shard else (1, 1)
+    jobs = select_shard(spec.jobs, index, count)
+    path = output or spec.output or Path("results/run.csv")
+    if dry_run:
+        for job in jobs:
+            console.print(f"job {job.index}: {job.describe()}", highlight=False)
+        return
+    check_writable(path)
+    if not jobs:
+        err_console.print(f"shard {index}/{count} has no jobs (the spec has {len(spec.jobs)})")
+        return
+    for job in jobs:
+        from convbench.benchmark import sweep
+
+        with progress_display() as progress:
+            progress.phase(f"job {job.index} of {len(spec.jobs)}: {job.describe()}", None)
+            rows = sweep(job.models, job.config, progress)
+        for row in rows:
+            row.update(spec_file=str(spec_file), job=job.index, shard=f"{index}/{count}")
+        console.print(results_view(rows, f"job {job.index}: {job.describe()}"))
+        write_rows(path, rows)  # after every job, so a sharded sweep that stops keeps what it measured
+        err_console.print(f"wrote {len(rows)} row(s) to {path}")
+
+
+@app.command("merge")
+@reports_errors
+def merge_command(
+    files: Annotated[list[Path], typer.Argument(help="Result files (CSV or JSON) to join.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The merged file (CSV or JSON by suffix).")],
+    speedup_vs: Annotated[
+        str | None,
+        typer.Option(
+            "--speedup-vs",
+            help="Keep only speed-ups over this model, each measured in its own run; others are cleared, with why.",
+        ),
+    ] = None,
+) -> None:
+    """Join result files from several machines or shards, keeping each row's environment fingerprint.
+
+    Speed-ups are never computed between rows from different runs or machines: each run's samples were
+    interleaved with its own baseline, and a ratio across sessions mixes in the differences between them.
+    """
+    from convbench.report import err_console
+    from convbench.runspec import merge_files
+
+    merged = merge_files(files, output, speedup_vs=speedup_vs)
+    for note in merged.notes:
+        err_console.print(f"note: {note}", highlight=False)
+    err_console.print(
+        f"merged {merged.rows} row(s) from {len(files)} file(s) ({merged.machines} machine(s), "
+        f"{merged.runs} run(s)) into {output}"
+    )
+
+
+# Commands that live in their own modules (their heavy imports stay inside the functions).
+app.command("evaluate")(reports_errors(evaluate_command))
+app.command("peak")(reports_errors(peak_command))
+app.command("analyze")(reports_errors(analyze_command))
 
 
 def main() -> None:

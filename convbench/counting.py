@@ -16,10 +16,12 @@ Conventions (``--convention``):
   Additions, activations, max, top-k and gathers are free. For static CNNs this equals fvcore's figure.
 - ``fvcore``: fvcore's defaults only (what timm and most papers citing fvcore report).
 - ``mac+``: ``convbench`` plus activations (1 per output element) and max-pooling (1 per input element),
-  the way ptflops' module backend counts; CNN-MoD's GMAC columns read this way (notes §2.3).
+  the way ptflops' module backend counts; CNN-MoD's GMAC columns read this way (CNN Mixture-of-Depths,
+  ACCV 2024, Tables 1 and 7: its figures for the plain ResNets match this rule).
 - ``micronet``: MicroNet's MAdds: convolutions, linear layers and element-wise products (Dynamic
   Shift-Max's mixing: 4 per output element with J = K = 2); no BatchNorm, no pooling.
-- ``paper``: the convention of the paper a model's family comes from (see ``PAPER_CONVENTIONS``).
+- ``paper``: the convention of the paper a model's family comes from (declared by the family at
+  registration, ``ModelEntry.paper_convention``; convbench's default where the paper does not state one).
 
 Every result also carries ``conv_macs`` (the convolutions alone, as they cost once their kernels exist)
 and the operators that were not counted (``uncounted``: operator -> number of calls).
@@ -27,36 +29,42 @@ and the operators that were not counted (``uncounted``: operator -> number of ca
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+from convbench.errors import UserInputError
+from convbench.models.spec import ModelSpec, ResolvedModel, resolve_model
 
-# fvcore imports torch.jit.script, which newer torch marks deprecated; the warning says nothing to users.
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
-from fvcore.nn import FlopCountAnalysis, parameter_count  # noqa: E402
-from fvcore.nn.jit_handles import get_shape  # noqa: E402
-from torch import nn  # noqa: E402
-
-from convbench.errors import UserInputError  # noqa: E402
-from convbench.models.registry import create_model, get_entry  # noqa: E402
+if TYPE_CHECKING:
+    from torch import nn
 
 Handle = Callable[[list[Any], list[Any]], Any]
 
 
+def _elements(value: Any) -> int:
+    from fvcore.nn.jit_handles import get_shape
+
+    size = 1
+    for dim in get_shape(value) or [1]:
+        size *= int(dim)
+    return size
+
 
 def _output_elements(inputs: list[Any], outputs: list[Any]) -> int:
     """One operation per output element (activations)."""
-    return int(np.prod(get_shape(outputs[0]) or [1]))
+    return _elements(outputs[0])
 
 
 def _input_elements(inputs: list[Any], outputs: list[Any]) -> int:
     """One operation per input element (pooling, as ptflops counts it)."""
-    return int(np.prod(get_shape(inputs[0]) or [1]))
+    return _elements(inputs[0])
 
 
 def _free(inputs: list[Any], outputs: list[Any]) -> int:
@@ -73,8 +81,21 @@ class Convention:
     handles: dict[str, Handle] = field(default_factory=dict)
 
 
-_ACTIVATIONS = ("relu", "relu_", "hardtanh", "hardtanh_", "sigmoid", "sigmoid_", "hardswish", "hardswish_",
-                "hardsigmoid", "hardsigmoid_", "silu", "silu_", "gelu")
+_ACTIVATIONS = (
+    "relu",
+    "relu_",
+    "hardtanh",
+    "hardtanh_",
+    "sigmoid",
+    "sigmoid_",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "hardsigmoid_",
+    "silu",
+    "silu_",
+    "gelu",
+)
 _PRODUCTS: dict[str, Handle] = {
     "aten::mul": _output_elements,
     "aten::mul_": _output_elements,
@@ -101,8 +122,11 @@ CONVENTIONS: dict[str, Convention] = {
             "mac+",
             "convbench's rule plus activations (1/output element) and max-pooling (1/input element), as "
             "ptflops' module backend counts; CNN-MoD's GMAC columns read this way",
-            {**_PRODUCTS, **{f"aten::{op}": _output_elements for op in _ACTIVATIONS},
-             "aten::max_pool2d": _input_elements},
+            {
+                **_PRODUCTS,
+                **{f"aten::{op}": _output_elements for op in _ACTIVATIONS},
+                "aten::max_pool2d": _input_elements,
+            },
         ),
         Convention(
             "micronet",
@@ -113,12 +137,6 @@ CONVENTIONS: dict[str, Convention] = {
     )
 }
 DEFAULT_CONVENTION = "convbench"
-# ``--convention paper``: the rule each family's paper counts by. KernelWarehouse/ODConv/DY-Conv and CompConv
-# do not state theirs; they get the default.
-PAPER_CONVENTIONS: dict[str, str] = {
-    "mod": "mac+", "resnet": "mac+", "vgg": "mac+", "mobilenetv2": "mac+",
-    "micronet": "micronet", "mobilenetv3": "micronet",
-}
 
 
 @dataclass
@@ -133,6 +151,8 @@ class CountResult:
     by_module: dict[str, int] = field(default_factory=dict)
     params_by_module: dict[str, int] = field(default_factory=dict)
     convention: str = DEFAULT_CONVENTION
+    counted_by: str = "fvcore"  # fvcore on the PyTorch model, or onnx for a model given as an ONNX file
+    cached: bool = False
 
     @property
     def conv_macs(self) -> int:
@@ -148,10 +168,10 @@ class CountResult:
         return self.params / 1e6
 
 
-def get_convention(name: str, family: str | None = None) -> Convention:
-    """The convention ``name``; ``paper`` resolves through ``family``."""
+def get_convention(name: str, paper_convention: str = "") -> Convention:
+    """The convention ``name``; ``paper`` resolves to the model's declared ``paper_convention``."""
     if name == "paper":
-        name = PAPER_CONVENTIONS.get(family or "", DEFAULT_CONVENTION)
+        name = paper_convention or DEFAULT_CONVENTION
     try:
         return CONVENTIONS[name]
     except KeyError:
@@ -160,10 +180,16 @@ def get_convention(name: str, family: str | None = None) -> Convention:
 
 
 def count_module(
-    model: nn.Module, input_shape: tuple[int, ...], convention: str = DEFAULT_CONVENTION, family: str | None = None
+    model: nn.Module, input_shape: tuple[int, ...], convention: str = DEFAULT_CONVENTION, paper_convention: str = ""
 ) -> CountResult:
     """Count MACs (fvcore ``FlopCountAnalysis``) and parameters of ``model`` on a random input."""
-    rule = get_convention(convention, family)
+    import torch
+
+    # fvcore imports torch.jit.script, which newer torch marks deprecated; the warning says nothing to users.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis, parameter_count
+
+    rule = get_convention(convention, paper_convention)
     model = model.eval()
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
     analysis = FlopCountAnalysis(model, example)
@@ -198,38 +224,93 @@ def count_module(
 
 
 def count(
-    model: str | nn.Module,
+    model: str | ModelSpec | ResolvedModel | nn.Module,
     *,
     resolution: int | None = None,
     input_size: tuple[int, int, int] | None = None,
     batch_size: int = 1,
     convention: str = DEFAULT_CONVENTION,
-    **overrides: object,
+    use_cache: bool = True,
 ) -> CountResult:
-    """Count a registered model by name (or an ``nn.Module`` with ``input_size``) at ``batch_size``.
+    """Count a model (registered name, spec, resolved model, or an ``nn.Module`` with ``input_size``).
 
-    ``resolution`` overrides the registry's default square input size.
+    ``resolution`` overrides the default square input size. Counts of named models are cached beside the
+    ONNX exports, keyed the same way (sources, arguments, shape) plus the convention and fvcore's version.
+    A model given as an ONNX file is counted from its graph (``convbench.onnx_count``).
     """
-    family = None
-    if isinstance(model, str):
-        entry = get_entry(model)
-        family = entry.family
-        if family == "mod":
-            from convbench.models.mod import COUNTING_IMPL
-
-            overrides = {**overrides, "impl": COUNTING_IMPL}
-        channels, height, width = input_size or entry.input_size
-        if resolution is not None:
-            height = width = resolution
-        module = create_model(model, **overrides)
-    else:
+    if not isinstance(model, str | ModelSpec | ResolvedModel):
         if input_size is None:
             raise ValueError("input_size is required when counting an nn.Module")
         channels, height, width = input_size
         if resolution is not None:
             height = width = resolution
-        module = model
-    return count_module(module, (batch_size, channels, height, width), convention, family)
+        return count_module(model, (batch_size, channels, height, width), convention)
+    resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, resolution=resolution)
+    rule = get_convention(convention, resolved.paper_convention)
+    shape = resolved.input_shape(batch_size, resolution)
+    if input_size is not None:
+        shape = (batch_size, *input_size)
+    path = _cache_path(resolved, shape, rule.name)
+    if use_cache:
+        cached = _read_cached(path)
+        if cached is not None:
+            return cached
+    if resolved.is_onnx:
+        result = _count_onnx(resolved, shape, rule.name)
+    else:
+        if set(resolved.builder_args) & set(resolved.counting_args):
+            # The family counts in its own formulation whatever the user asked for; the user's value must
+            # still be one the builder accepts, so build it once as given.
+            resolved.build(calibrate=False)
+        module = resolved.build(calibrate=False, counting=True)  # values do not change counts
+        result = count_module(module, shape, convention, resolved.paper_convention)
+    _write_cached(path, result)
+    return result
+
+
+def _count_onnx(model: ResolvedModel, shape: tuple[int, ...], convention: str) -> CountResult:
+    from convbench.onnx_count import count_onnx
+
+    assert model.onnx_path is not None
+    counted = count_onnx(model.onnx_path, shape)
+    return CountResult(
+        macs=int(counted.macs),
+        params=int(counted.params),
+        input_shape=tuple(shape),
+        by_operator={"conv": int(counted.conv_macs), **{k: int(v) for k, v in counted.by_op.items() if k != "conv"}},
+        uncounted=dict(counted.uncounted),
+        convention=f"onnx graph ({convention} not applicable)",
+        counted_by="onnx",
+    )
+
+
+def _cache_path(model: ResolvedModel, shape: tuple[int, ...], convention: str) -> Path:
+    from convbench.export import cache_dir, library_versions, model_cache_key
+
+    key = model_cache_key(
+        model, shape, convention=convention, counting=model.counting_args, versions=library_versions()
+    )
+    return cache_dir() / "counts" / f"{key}.json"
+
+
+def _read_cached(path: Path) -> CountResult | None:
+    try:
+        data = json.loads(path.read_text())
+        data["input_shape"] = tuple(data["input_shape"])
+        return CountResult(**{**data, "cached": True})
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _write_cached(path: Path, result: CountResult) -> None:
+    try:  # a cache that cannot be written only costs time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".count-", dir=path.parent)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({k: v for k, v in asdict(result).items() if k != "cached"}, handle)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def module_breakdown(result: CountResult, max_depth: int = 2) -> list[tuple[str, int, int]]:

@@ -1,55 +1,59 @@
 """ONNX export with a cache and a parity check against PyTorch.
 
-Models are exported once per (model, overrides, input shape, exporter, opset, library versions) into a user
-cache directory (``$CONVBENCH_CACHE`` or ``~/.cache/convbench``), never into the repository. Every export
-is verified: ONNX Runtime and PyTorch run the same input and the largest absolute difference is recorded;
-above the tolerance the export fails with a clear message.
+Models are exported once per (model spec, builder arguments, weights, input shape, exporter, opset, library
+versions, model sources) into a user cache directory (``$CONVBENCH_CACHE`` or ``~/.cache/convbench``), never
+into the repository. Every export is verified: ONNX Runtime and PyTorch run the same input, and the largest
+difference must stay within a tolerance relative to the output's own scale; above it the export fails.
 
 The default exporter is ``torch.onnx.export(..., dynamo=True)``, the exporter PyTorch supports going
 forward; it writes weights to a ``.onnx.data`` file, which we fold back into one self-contained ``.onnx``
 file (all models here are far below protobuf's 2 GB limit), so a cached or copied model is one file.
+Models are exported at the batch size being measured (dynamic convolutions fold the batch into their
+groups, so their graphs hold one batch size; one rule for all keeps the cache simple).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import io
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
-
-import numpy as np
-import onnx
-import torch
+from typing import TYPE_CHECKING, Literal
 
 import convbench
 from convbench.errors import ConvbenchError, UserInputError
-from convbench.models.registry import DEFAULT_SEED, create_model, get_entry
+from convbench.models.registry import DEFAULT_SEED, _cache_root
+from convbench.models.spec import ModelSpec, ResolvedModel, resolve_model
 from convbench.results import check_writable, current_umask
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from convbench.runtimes.base import RunSettings
 
 Exporter = Literal["dynamo", "torchscript"]
 EXPORTERS: tuple[str, ...] = ("dynamo", "torchscript")
 DEFAULT_OPSET = 18
-# Parity: |onnx - torch| <= ATOL + RTOL * max|torch|. Random-weight networks have outputs of very different
-# scales, so the tolerance is relative to the output's magnitude.
-ATOL = 1e-4
+# Parity: |onnx - torch| <= RTOL * max|torch| + ATOL_FLOOR. The tolerance scales with the output so that it
+# means the same for logits near 1e3 and for MicroNet's near 1e-3; the floor only guards all-zero outputs.
 RTOL = 1e-4
+ATOL_FLOOR = 1e-7
+# ONNX Runtime sums in other orders than PyTorch (blocked layouts, other GEMM kernels): on a model that amplifies
+# rounding its float32 error can be a few times PyTorch's own. See ``onnx_max_abs_diff``.
+ROUNDING_ALLOWANCE = 4
 
 
 def cache_dir() -> Path:
-    """Where exported models live: ``$CONVBENCH_CACHE`` or ``~/.cache/convbench``."""
-    if os.environ.get("CONVBENCH_CACHE"):
-        return Path(os.environ["CONVBENCH_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convbench"
+    """Where exported models and cached counts live: ``$CONVBENCH_CACHE`` or ``~/.cache/convbench``."""
+    return _cache_root()
 
 
 @dataclass
@@ -72,39 +76,55 @@ class ExportResult:
         return data
 
 
-def _source_digest(model: str) -> str:
-    """Hash of the model's family module and of the registry (which initialises the weights), so editing
-    either invalidates cached exports."""
-    modules = [sys.modules[get_entry(model).builder.__module__], sys.modules[create_model.__module__]]
-    return hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()[:12]
+def library_versions(exporter: str | None = None) -> dict[str, str]:
+    """Versions of everything that shapes an exported graph or a count."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["torch", "torchvision", "onnx", "fvcore"] + (["onnxscript"] if exporter == "dynamo" else [])
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = ""
+    return {**found, "convbench": convbench.__version__}
 
 
-def _cache_key(model: str, input_shape: tuple[int, ...], exporter: str, opset: int, overrides: dict) -> str:
-    versions = {"torch": torch.__version__, "onnx": onnx.__version__, "convbench": convbench.__version__,
-                "source": _source_digest(model)}
-    if exporter == "dynamo":
-        import onnxscript
-
-        versions["onnxscript"] = onnxscript.__version__
+def model_cache_key(model: ResolvedModel, input_shape: tuple[int, ...], **extra: object) -> str:
+    """One key for every artefact derived from a model: its sources, arguments, weights and the shape."""
     payload = json.dumps(
-        {"model": model, "shape": input_shape, "exporter": exporter, "opset": opset, "seed": DEFAULT_SEED,
-         "overrides": {k: repr(v) for k, v in sorted(overrides.items())}, "versions": versions},
+        {
+            "model": model.spec.source,
+            "digest": model.digest,
+            "args": model.effective_args,
+            "weights": model.weights_digest,
+            "shape": list(input_shape),
+            "seed": DEFAULT_SEED,
+            **extra,
+        },
         sort_keys=True,
+        default=repr,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, exporter: str, opset: int) -> None:
+    import onnx
+    import torch
+
     # Both exporters print progress and warnings of their own; the CLI shows its own progress instead.
     sink = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(sink), torch.no_grad():
         warnings.simplefilter("ignore")
-        if exporter == "dynamo":
-            torch.onnx.export(module, (example,), str(path), dynamo=True, opset_version=opset,
-                              input_names=["input"], output_names=["logits"], verbose=False)
-        else:
-            torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
-                              input_names=["input"], output_names=["logits"])
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=exporter == "dynamo",
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["logits"],
+        )
     # Fold external weights back into one file, so the model is self-contained.
     proto = onnx.load(str(path), load_external_data=True)
     for extra in path.parent.glob(path.name + "*.data"):
@@ -112,21 +132,73 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, exporter
     onnx.save_model(proto, str(path), save_as_external_data=False)
 
 
+def parity_tolerance(reference_max_abs: float) -> float:
+    return RTOL * reference_max_abs + ATOL_FLOOR
+
+
+RANDOM_OPS = ("RandomNormalLike", "RandomNormal", "RandomUniformLike", "RandomUniform")
+
+
+def _with_random_inputs(path: Path) -> tuple[bytes, list[str]]:
+    """The graph with every random node's output turned into a graph input (in execution order), so a parity
+    check can feed both runtimes the same random values."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    names = []
+    for node in [n for n in proto.graph.node if n.op_type in RANDOM_OPS]:
+        proto.graph.node.remove(node)
+        proto.graph.input.append(onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, None))
+        names.append(node.output[0])
+    return proto.SerializeToString(), names
+
+
 def onnx_max_abs_diff(
     path: Path, module: torch.nn.Module, example: torch.Tensor, stochastic: bool = False
 ) -> tuple[float, float]:
     """Run ``path`` in ONNX Runtime and ``module`` in PyTorch on ``example``; (max |diff|, tolerance).
 
-    For a ``stochastic`` model only shape and finiteness can be checked; the difference is NaN.
+    The tolerance is relative to the output's scale (``parity_tolerance``). Where that fails, PyTorch's own
+    float32 rounding error on this model is measured against the same model in float64 and the tolerance
+    grows by ``ROUNDING_ALLOWANCE`` times it: some randomly initialised networks (MobileNetV2 with dynamic
+    convolutions) amplify rounding so much that two correct float32 implementations differ by 1e-2. An export
+    at most three times as far from the exact result as PyTorch's float32 is then passes (by the triangle
+    inequality it is within four times that error of PyTorch's output); a wrong graph, whose error does not
+    shrink with the rounding, still fails.
+
+    A ``stochastic`` model (random by design, e.g. random channel selection) is checked value by value too: the
+    random values PyTorch draws are recorded and fed to the ONNX graph in place of its random nodes. Where the
+    two do not line up (a different number of random draws), only shape and finiteness are checked (NaN).
     """
+    import numpy as np
     import onnxruntime as ort
+    import torch
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    (onnx_out,) = session.run(None, {session.get_inputs()[0].name: example.numpy()})
-    with torch.inference_mode():
-        torch_out = module(example).numpy()
+    draws: list[torch.Tensor] = []
+    feeds: dict[str, np.ndarray] = {}
+    model: str | bytes = str(path)
+    randn = torch.randn
+    if stochastic:
+
+        def recording_randn(*args: object, **kwargs: object) -> torch.Tensor:
+            draws.append(randn(*args, **kwargs))
+            return draws[-1]
+
+        torch.randn = recording_randn  # type: ignore[assignment]
+    try:
+        with torch.inference_mode():
+            torch_out = module(example).numpy()
+    finally:
+        torch.randn = randn  # type: ignore[assignment]
+    if stochastic:
+        graph, names = _with_random_inputs(path)
+        if len(names) == len(draws) and names:
+            model, feeds = graph, {n: d.numpy() for n, d in zip(names, draws, strict=True)}
+            stochastic = False
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(None, {session.get_inputs()[0].name: example.numpy(), **feeds})
     if onnx_out.shape != torch_out.shape:
         raise ConvbenchError(f"ONNX output shape {onnx_out.shape} differs from PyTorch's {torch_out.shape}")
     if not np.isfinite(onnx_out).all():
@@ -134,11 +206,31 @@ def onnx_max_abs_diff(
     if stochastic:
         return float("nan"), float("nan")
     diff = float(np.max(np.abs(onnx_out.astype(np.float64) - torch_out)))
-    tolerance = ATOL + RTOL * float(np.max(np.abs(torch_out)))
+    tolerance = parity_tolerance(float(np.max(np.abs(torch_out))))
+    if diff > tolerance and not draws:
+        tolerance += ROUNDING_ALLOWANCE * _float32_rounding_error(module, example, torch_out)
     return diff, tolerance
 
 
+def _float32_rounding_error(module: torch.nn.Module, example: torch.Tensor, out32: np.ndarray) -> float:
+    """max |float32 output − float64 output| of ``module``: how much the model itself amplifies rounding."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    try:
+        exact = copy.deepcopy(module).double()
+        with torch.inference_mode():
+            out64 = exact(example.double()).numpy()
+    except (RuntimeError, TypeError):  # a model that cannot run in float64 gets no allowance
+        return 0.0
+    return float(np.max(np.abs(out64 - out32)))
+
+
 def _valid_cached(directory: Path) -> ExportResult | None:
+    import onnx
+
     meta_path = directory / "export.json"
     model_path = directory / "model.onnx"
     try:
@@ -149,11 +241,14 @@ def _valid_cached(directory: Path) -> ExportResult | None:
     meta["path"] = model_path
     meta["input_shape"] = tuple(meta["input_shape"])
     meta["cached"] = True
-    return ExportResult(**meta)
+    try:
+        return ExportResult(**meta)
+    except TypeError:
+        return None
 
 
 def export_onnx(
-    model: str,
+    model: str | ModelSpec | ResolvedModel,
     *,
     batch_size: int = 1,
     resolution: int | None = None,
@@ -161,41 +256,70 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     output: Path | None = None,
     use_cache: bool = True,
-    **overrides: object,
 ) -> ExportResult:
-    """Export a registered model to ONNX (cached) and verify it against PyTorch.
+    """Export a model to ONNX (cached) and verify it against PyTorch.
 
-    With ``output`` the verified model is also copied there (atomically).
+    ``model`` is a registered name, a spec or a resolved model (builder arguments and weights come with the
+    spec). With ``output`` the verified model is also copied there (atomically).
     """
     if exporter not in EXPORTERS:
         raise UserInputError(f"unknown exporter {exporter!r}; choose from {', '.join(EXPORTERS)}")
     if batch_size < 1:
         raise UserInputError(f"batch size must be at least 1, got {batch_size}")
-    entry = get_entry(model)
-    channels, height, width = entry.input_size
-    if resolution is not None:
-        if resolution < 8:
-            raise UserInputError(f"resolution must be at least 8 pixels, got {resolution}")
-        height = width = resolution
-    shape = (batch_size, channels, height, width)
+    if resolution is not None and resolution < 8:
+        raise UserInputError(f"resolution must be at least 8 pixels, got {resolution}")
+    resolved = model if isinstance(model, ResolvedModel) else resolve_model(model, resolution=resolution)
+    shape = resolved.input_shape(batch_size, resolution)
     if output is not None:
         check_writable(output)
+    if resolved.is_onnx:
+        raise UserInputError(f"{resolved.name} is already an ONNX file; nothing to export")
 
-    key = _cache_key(model, shape, exporter, opset, overrides)
-    directory = cache_dir() / "onnx" / f"{model}-b{batch_size}-r{height}-{exporter}-{key}"
+    key = model_cache_key(resolved, shape, exporter=exporter, opset=opset, versions=library_versions(exporter))
+    safe = "".join(c if c.isalnum() or c in "-." else "_" for c in resolved.spec.source)[-60:]
+    directory = cache_dir() / "onnx" / f"{safe}-b{shape[0]}-r{shape[-1]}-{exporter}-{key}"
     result = _valid_cached(directory) if use_cache else None
     if result is None:
-        result = _export_to_cache(model, shape, exporter, opset, directory, overrides)
+        result = _export_to_cache(resolved, shape, exporter, opset, directory)
     if output is not None:
         _atomic_copy(result.path, output)
         result.path = output
     return result
 
 
+def export_for_runtime(model: ResolvedModel, settings: RunSettings) -> ExportResult:
+    """The ONNX file a runtime should load: the verified export, or the user's own ONNX file as given."""
+    if model.is_onnx:
+        assert model.onnx_path is not None
+        return ExportResult(
+            path=model.onnx_path,
+            model=model.name,
+            input_shape=settings.input_shape,
+            exporter="file",
+            opset=_opset_of(model.onnx_path),
+            max_abs_diff=float("nan"),
+            tolerance=float("nan"),
+            export_seconds=0.0,
+            cached=True,
+        )
+    return export_onnx(
+        model, batch_size=settings.batch_size, resolution=settings.input_shape[-1], exporter=settings.exporter
+    )
+
+
+def _opset_of(path: Path) -> int:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def _export_to_cache(
-    model: str, shape: tuple[int, ...], exporter: str, opset: int, directory: Path, overrides: dict
+    model: ResolvedModel, shape: tuple[int, ...], exporter: str, opset: int, directory: Path
 ) -> ExportResult:
-    module = create_model(model, **overrides)
+    import torch
+
+    module = model.build()
     example = torch.randn(*shape, generator=torch.Generator().manual_seed(DEFAULT_SEED))
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=directory.parent))
@@ -205,18 +329,25 @@ def _export_to_cache(
             _export(module, example, staging / "model.onnx", exporter, opset)
         except Exception as exc:  # exporters raise many types; the user needs the one-line reason
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConvbenchError(f"ONNX export of {model} with the {exporter} exporter failed: {reason}") from exc
+            raise ConvbenchError(f"ONNX export of {model.name} with the {exporter} exporter failed: {reason}") from exc
         seconds = time.perf_counter() - start
-        entry = get_entry(model)
-        diff, tolerance = onnx_max_abs_diff(staging / "model.onnx", module, example, entry.stochastic)
-        if not entry.stochastic and not diff <= tolerance:  # also catches NaN
+        diff, tolerance = onnx_max_abs_diff(staging / "model.onnx", module, example, model.stochastic)
+        unverifiable = model.stochastic and diff != diff  # random draws that could not be lined up: NaN
+        if not unverifiable and not diff <= tolerance:  # also catches NaN
             raise ConvbenchError(
-                f"ONNX output of {model} differs from PyTorch by {diff:.3g} (tolerance {tolerance:.3g}); "
+                f"ONNX output of {model.name} differs from PyTorch by {diff:.3g} (tolerance {tolerance:.3g}); "
                 "the export is not faithful"
             )
         result = ExportResult(
-            path=directory / "model.onnx", model=model, input_shape=shape, exporter=exporter, opset=opset,
-            max_abs_diff=diff, tolerance=tolerance, export_seconds=seconds, cached=False,
+            path=directory / "model.onnx",
+            model=model.name,
+            input_shape=shape,
+            exporter=exporter,
+            opset=opset,
+            max_abs_diff=diff,
+            tolerance=tolerance,
+            export_seconds=seconds,
+            cached=False,
         )
         meta = result.to_json()
         for key in ("path", "cached"):

@@ -10,32 +10,32 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from convbench.errors import UserInputError
+from convbench.options import at_least, option, validate
 from convbench.runtimes.base import PreparedModel
 
 
 @dataclass(frozen=True)
 class TimingSettings:
-    """How long to warm up and to measure: both a count and a minimum time must be reached."""
+    """How long to warm up and to measure in each trial: both a count and a minimum time must be reached.
 
-    warmup: int = 10
-    warmup_time: float = 1.0
-    runs: int = 50
-    min_time: float = 2.0
-    block: int = 5
+    The defaults are per trial; a benchmark runs several trials (``BenchmarkConfig.trials``), so a model is
+    measured for about ``trials × min_time`` seconds in all.
+    """
+
+    warmup: int = option(5, "Warm-up runs per model and trial (at least this many).", check=at_least(0), in_key=False)
+    warmup_time: float = option(
+        0.5, "Warm-up seconds per model and trial (at least this long).", check=at_least(0), in_key=False
+    )
+    runs: int = option(20, "Measured runs per model and trial (at least this many).", check=at_least(1), in_key=False)
+    min_time: float = option(
+        1.0, "Measured seconds per model and trial (at least this long).", check=at_least(0), in_key=False
+    )
+    block: int = option(5, "Runs of one model in a row before the next model's turn.", check=at_least(1), in_key=False)
 
     def validate(self) -> TimingSettings:
-        if self.warmup < 0:
-            raise UserInputError(f"--warmup must be 0 or more, got {self.warmup}")
-        if self.runs < 1:
-            raise UserInputError(f"--runs must be at least 1, got {self.runs}")
-        if self.warmup_time < 0 or self.min_time < 0:
-            raise UserInputError("--warmup-time and --min-time must be 0 or more seconds")
-        if self.block < 1:
-            raise UserInputError(f"--block must be at least 1, got {self.block}")
-        return self
+        return validate(self)
 
 
 class Progress(Protocol):
@@ -61,6 +61,8 @@ class Measurement:
     first_run: float
     warmup_runs: int
     samples: list[float] = field(default_factory=list)
+    peak_mb: float = float("nan")  # the process's peak resident memory (MiB) during this model's first run and warm-up
+    window: Any = None  # convbench.noise.WindowSignals of the interleaved measured runs (shared by all models)
 
 
 def measure(
@@ -74,12 +76,18 @@ def measure(
     ``first_runs`` holds first-inference times already taken by the caller (who may have run each model
     once to catch out-of-memory errors early); those models are not run a first time again.
     """
+    from convbench import memory
+    from convbench.noise import timed_window
+
     progress = progress or _Silent()
     timing.validate()
     first_runs = first_runs or {}
     results: dict[str, Measurement] = {}
     for name, model in models.items():
+        model.measurement_started()
         progress.phase(f"warm-up {name}", timing.warmup + 1)
+        # Warm-up runs one model at a time, so the high-water mark during it is that of its own inference.
+        memory.reset_peak()
         first = first_runs[name] if name in first_runs else model.timed_run()
         progress.advance()
         results[name] = Measurement(first_run=first, warmup_runs=0)
@@ -89,12 +97,25 @@ def measure(
             results[name].warmup_runs += 1
             if results[name].warmup_runs <= timing.warmup:
                 progress.advance()
-
-    def done(m: Measurement) -> bool:
-        return len(m.samples) >= timing.runs and sum(m.samples) >= timing.min_time
+        results[name].peak_mb = memory.peak_rss_mb()
 
     label = "measuring " + (" vs ".join(models) if len(models) <= 3 else f"{len(models)} models interleaved")
     progress.phase(label, timing.runs * len(models))
+    with timed_window() as window:
+        _interleave(models, results, timing, progress)
+    for model in models.values():
+        model.measurement_finished()
+    for m in results.values():
+        m.window = window.signals
+    return results
+
+
+def _interleave(
+    models: Mapping[str, PreparedModel], results: dict[str, Measurement], timing: TimingSettings, progress: Progress
+) -> None:
+    def done(m: Measurement) -> bool:
+        return len(m.samples) >= timing.runs and sum(m.samples) >= timing.min_time
+
     while not all(done(m) for m in results.values()):
         # Every model runs in every round, even one that has enough samples, so the tail stays interleaved.
         for name, model in models.items():
@@ -103,4 +124,3 @@ def measure(
                 samples.append(model.timed_run())
                 if len(samples) <= timing.runs:
                     progress.advance()
-    return results

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from convbench.accuracy import Accuracy, is_blank, top1_for
 from convbench.errors import ConvbenchError, UserInputError
-from convbench.papers.tables import published_top1
 from convbench.results import check_writable, read_rows
 
 REQUIRED = ("model", "median_ms", "gmacs")
@@ -30,6 +30,7 @@ class Point:
     latency_ms: float
     gmacs: float
     baseline: bool = False
+    top1_source: str = "published"
 
 
 @dataclass
@@ -52,8 +53,7 @@ def pareto_front(costs: Sequence[float], accuracies: Sequence[float]) -> list[in
     return front
 
 
-def _blank(value: Any) -> bool:
-    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+_blank = is_blank
 
 
 def _panel_name(row: dict[str, Any]) -> str:
@@ -66,7 +66,7 @@ def _panel_name(row: dict[str, Any]) -> str:
 
 
 def load_points(
-    path: Path, table: str | None = None
+    path: Path, table: str | None = None, measured_files: Sequence[Path] | None = None
 ) -> tuple[dict[str, list[Point]], list[str]]:
     """Points per panel from a result file, and notes on what was skipped."""
     rows = read_rows(path)
@@ -79,29 +79,44 @@ def load_points(
             "reproduce, compare or profile)"
         )
     notes: list[str] = []
-    measured = [r for r in rows if not _blank(r.get("model")) and not _blank(r.get("median_ms"))
-                and _blank(r.get("error"))]
-    has_top1 = "top1_published" in rows[0] and table is None
-    joined: dict[str, tuple[float, str]] = {}
-    if not has_top1:
-        joined = published_top1(sorted({str(r["model"]) for r in measured}), table)
-        sources = sorted({src for _, src in joined.values()})
-        if sources:
-            notes.append(f"published top-1 joined by model name from table(s) {', '.join(sources)}")
+    measured = [
+        r for r in rows if not _blank(r.get("model")) and not _blank(r.get("median_ms")) and _blank(r.get("error"))
+    ]
+    # A row's own measured top-1 wins; then `convbench evaluate` results; then the published figure (the
+    # reproduce file's own column, or the best-matching table).
+    joined = top1_for(sorted({str(r["model"]) for r in measured}), table, measured_files)
+    if "top1_published" in rows[0] and table is None:
+        for r in measured:
+            known = joined.get(str(r["model"]))
+            if not _blank(r.get("top1_published")) and (known is None or known.source == "published"):
+                joined[str(r["model"])] = Accuracy(float(r["top1_published"]), "published", str(r.get("table", "")))
+    for r in measured:
+        if not _blank(r.get("top1_measured")):
+            joined[str(r["model"])] = Accuracy(float(r["top1_measured"]), "measured", str(path))
+    sources = sorted({a.where for a in joined.values() if a.source == "published" and a.where})
+    if sources:
+        notes.append(f"published top-1 joined by model name from table(s) {', '.join(sources)}")
+    measured_models = sorted(m for m, a in joined.items() if a.source == "measured")
+    if measured_models:
+        notes.append(f"measured top-1 (convbench evaluate) for {', '.join(measured_models)}")
     panels: dict[str, dict[str, Point]] = {}
     baselines: dict[str, set[str]] = {}
     skipped: list[str] = []
     for r in measured:
         model = str(r["model"])
-        top1 = r.get("top1_published") if has_top1 else joined.get(model, (None, ""))[0]
-        if _blank(top1):
+        accuracy = joined.get(model)
+        if accuracy is None:
             skipped.append(model)
             continue
         panel = _panel_name(r)
         # The latest row of a model wins within a panel (result files are appended to).
         panels.setdefault(panel, {})[model] = Point(
-            model=model, family=str(r.get("family") or "?"), top1=float(top1), latency_ms=float(r["median_ms"]),
+            model=model,
+            family=str(r.get("family") or "?"),
+            top1=accuracy.top1,
+            latency_ms=float(r["median_ms"]),
             gmacs=float(r["gmacs"]),
+            top1_source=accuracy.source,
         )
         if not _blank(r.get("baseline")):
             baselines.setdefault(panel, set()).add(str(r["baseline"]))
@@ -111,9 +126,9 @@ def load_points(
             p.baseline = p.model in baselines.get(panel, set())
         out[panel] = list(points.values())
     if skipped:
-        notes.append(f"skipped (no published top-1): {', '.join(sorted(set(skipped)))}")
+        notes.append(f"skipped (no measured or published top-1): {', '.join(sorted(set(skipped)))}")
     if not out:
-        raise ConvbenchError(f"nothing to plot in {path}: no measured model has a published top-1")
+        raise ConvbenchError(f"nothing to plot in {path}: no model has a measured or published top-1")
     return out, notes
 
 
@@ -138,21 +153,32 @@ def plot(path: Path, output: Path, table: str | None = None, title: str | None =
     families = sorted({p.family for points in panels.values() for p in points})
     cmap = plt.get_cmap("tab10")
     colours = {f: cmap(i % 10) for i, f in enumerate(families)}
-    fig, axes = plt.subplots(len(panels), 2, figsize=(14, 4.6 * len(panels) + 1.2), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(len(panels), 2, figsize=(14, 4.6 * len(panels) + 1.2), squeeze=False, layout="constrained")
     for row, (panel, points) in enumerate(panels.items()):
-        for col, (attr, label) in enumerate((("latency_ms", "measured median latency (ms)"),
-                                             ("gmacs", "measured GMACs"))):
+        for col, (attr, label) in enumerate(
+            (("latency_ms", "measured median latency (ms)"), ("gmacs", "measured GMACs"))
+        ):
             _draw(axes[row][col], points, attr, label, colours, f"{panel}: top-1 vs {label.split(' ', 1)[1]}")
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[f], label=f) for f in families]
+    sources = {p.top1_source for points in panels.values() for p in points}
+    if "measured" in sources:
+        handles.append(plt.Line2D([], [], marker="s", linestyle="", color="grey", label="top-1 measured"))
+    if "published" in sources:
+        handles.append(plt.Line2D([], [], marker="o", linestyle="", color="grey", label="top-1 published"))
     handles += [
         plt.Line2D([], [], marker="*", linestyle="", color="grey", markersize=12, label="baseline"),
         plt.Line2D([], [], color="black", linestyle="--", label="Pareto front (higher top-1, lower cost)"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), frameon=False)
-    heading = title or f"Published top-1 vs measured cost: {path.name}"
-    fig.suptitle(f"{heading}\ntop-1 is the papers' (convbench's models have random weights); latency and MACs are "
-                 "measured by convbench", fontsize=12)
+    what = " and ".join(sorted(sources))
+    heading = title or f"Top-1 ({what}) vs measured cost: {path.name}"
+    where = (
+        "published top-1 is the papers' (convbench's registry models have random weights); "
+        if "published" in sources
+        else ""
+    )
+    origin = "measured top-1 comes from `convbench evaluate`; " if "measured" in sources else ""
+    fig.suptitle(f"{heading}\n{where}{origin}latency and MACs are measured by convbench", fontsize=12)
     written = []
     try:
         for target in targets:
@@ -171,14 +197,37 @@ def _draw(ax: Any, points: list[Point], attr: str, label: str, colours: dict[str
     costs = [getattr(p, attr) for p in points]
     accs = [p.top1 for p in points]
     for p, cost in zip(points, costs, strict=True):
-        ax.scatter(cost, p.top1, color=colours[p.family], marker="*" if p.baseline else "o",
-                   s=220 if p.baseline else 60, edgecolors="black", linewidths=0.6, zorder=3)
+        marker = "*" if p.baseline else ("s" if p.top1_source == "measured" else "o")
+        ax.scatter(
+            cost,
+            p.top1,
+            color=colours[p.family],
+            marker=marker,
+            s=220 if p.baseline else 60,
+            edgecolors="black",
+            linewidths=0.6,
+            zorder=3,
+        )
     front = pareto_front(costs, accs)
     if len(front) > 1:
-        ax.step([costs[i] for i in front], [accs[i] for i in front], where="post", color="black", linestyle="--",
-                linewidth=1.2, zorder=2)
-    ax.scatter([costs[i] for i in front], [accs[i] for i in front], s=140, facecolors="none", edgecolors="black",
-               linewidths=1.0, zorder=2)
+        ax.step(
+            [costs[i] for i in front],
+            [accs[i] for i in front],
+            where="post",
+            color="black",
+            linestyle="--",
+            linewidth=1.2,
+            zorder=2,
+        )
+    ax.scatter(
+        [costs[i] for i in front],
+        [accs[i] for i in front],
+        s=140,
+        facecolors="none",
+        edgecolors="black",
+        linewidths=1.0,
+        zorder=2,
+    )
     positive = [c for c in costs if c > 0]
     if positive and max(positive) / min(positive) > 8:
         ax.set_xscale("log")
@@ -186,7 +235,8 @@ def _draw(ax: Any, points: list[Point], attr: str, label: str, colours: dict[str
         ax.xaxis.set_major_formatter(plain)
         ax.xaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
     ax.set_xlabel(label)
-    ax.set_ylabel("published top-1 (%)")
+    sources = {p.top1_source for p in points}
+    ax.set_ylabel(f"top-1, {' / '.join(sorted(sources))} (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3, which="both")
     ax.margins(x=0.18, y=0.1)
@@ -205,8 +255,15 @@ def _label(ax: Any, points: list[Point], costs: list[float]) -> None:
         while any(abs(x - px) < 140 and abs(y + dy - py) < 13 for px, py in placed):
             dy -= 13
         placed.append((x, y + dy))
-        ax.annotate(p.model, (costs[i], p.top1), textcoords="offset points", xytext=(6, dy * 72 / ax.figure.dpi),
-                    fontsize=7.5, fontweight="bold" if p.baseline else "normal", zorder=4)
+        ax.annotate(
+            p.model,
+            (costs[i], p.top1),
+            textcoords="offset points",
+            xytext=(6, dy * 72 / ax.figure.dpi),
+            fontsize=7.5,
+            fontweight="bold" if p.baseline else "normal",
+            zorder=4,
+        )
 
 
 def check_output(output: Path) -> None:

@@ -1,20 +1,20 @@
 """Rebuild a paper's table: published numbers beside convbench's counts and timings, row by row.
 
 ``reproduce(key, config)`` builds every registered model of a packaged table (``convbench.papers.tables``),
-counts and times them with ``benchmark()`` in ONE interleaved run (baselines first), and returns one line per
-paper row with the published and the measured columns side by side. The lines are written to a CSV file.
+counts and times them with ``benchmark()`` in ONE run (interleaved within each trial, baselines included), and
+returns one line per paper row with the published and the measured columns side by side, written to a CSV file.
 
-Speed-ups. Each row names its own baseline (the MoD paper: ResNet101 for R152/R101-MoD, ResNet50 for R86/R75/
-R50-MoD, ...). Every baseline a row needs is timed in the same interleaved run as the row, and the row's speed-up
-is median(baseline) / median(row) computed from the raw samples of that run, with the same bootstrap 95% interval
-and Mann–Whitney U test as ``convbench compare`` (``convbench.stats.speedup``). A speed-up therefore never
-compares timings from two different runs.
+Speed-ups. Each row names its own baseline (a paper may compare some rows with ResNet101 and others with
+ResNet50). Every baseline a row needs is timed in the same interleaved trials as the row, and the row's speed-up
+is median(baseline) / median(row) computed from the raw samples of those trials, with the same two-level
+bootstrap 95% interval over trials as ``convbench compare`` (``convbench.stats.hierarchical_speedup``). A
+speed-up therefore never compares timings from two different runs.
 
-Resuming. Rows already in the output file that were measured with the same settings (model, device, runtime,
-threads, batch size, resolution, MoD implementation, MAC convention and the other timing switches) against the
-same baseline are not measured again unless ``force``. The rows still missing are measured in one new
-interleaved run *together with the baselines they need*, which are timed again in that run even when the file
-already has them; each row keeps the speed-up from its own run (its ``run_id`` and ``baseline_median_ms`` say
+Resuming. Rows already in the output file that were measured with the same settings (model and its builder
+arguments, device, runtime and its options, threads, batch size, resolution, MAC convention; the configuration's
+``settings_key``) against the same baseline are not measured again unless ``force``. The rows still missing are
+measured in one new run *together with the baselines they need*, which are timed again in that run even when the
+file already has them; each row keeps the speed-up from its own run (its ``run_id`` and ``baseline_median_ms`` say
 which baseline timing it was divided by). The baseline's own line shows its latest timing. One run is the unit of
 resumption: an interrupted run writes nothing, and a complete one is never measured again.
 """
@@ -28,19 +28,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convbench.benchmark import BenchmarkConfig, available_cores, benchmark
+from convbench.accuracy import Accuracy, is_blank, measured_top1
+from convbench.benchmark import BenchmarkConfig, benchmark
 from convbench.counting import get_convention
 from convbench.errors import UserInputError
 from convbench.measure import Progress
-from convbench.models.mod import DEFAULT_MOD_IMPL
-from convbench.models.registry import get_entry
+from convbench.models.spec import resolve_model
 from convbench.papers.tables import PublishedRow, PublishedTable, load_table
 from convbench.results import check_writable, read_rows, write_rows
-from convbench.stats import speedup
+from convbench.stats import hierarchical_speedup
 
 # Measured columns that are about the speed-up; recomputed per row against the row's own baseline.
-SPEEDUP_COLUMNS = ("baseline", "speedup", "speedup_low", "speedup_high", "p_value", "significant", "verdict",
-                   "theoretical_speedup", "baseline_median_ms")
+SPEEDUP_COLUMNS = (
+    "baseline",
+    "speedup",
+    "speedup_low",
+    "speedup_high",
+    "speedup_trial_min",
+    "speedup_trial_max",
+    "p_value",
+    "significant",
+    "verdict",
+    "theoretical_speedup",
+    "baseline_median_ms",
+)
 
 
 @dataclass
@@ -63,45 +74,21 @@ def default_output(key: str, config: BenchmarkConfig) -> Path:
     return Path("results") / f"{key}-{config.device}-{config.runtime_name}.csv"
 
 
-def config_key(config: BenchmarkConfig) -> str:
-    """Everything in ``config`` that decides a measurement, as one comparable string (timing settings aside)."""
-    parts = {
-        "device": config.device,
-        "runtime": config.runtime_name,
-        "threads": config.threads or available_cores(),
-        "batch": config.batch_size,
-        "resolution": config.resolution or "default",
-        "mod_impl": config.mod_impl or "default",
-        "convention": config.convention,
-        "exporter": config.exporter if config.runtime_name == "onnxruntime" else "",
-        "precision": getattr(config, "precision", "fp32"),
-        "channels_last": getattr(config, "channels_last", False),
-        "compile": getattr(config, "compile", False),
-        "tf32": getattr(config, "tf32", False),
-        "cudnn_benchmark": getattr(config, "cudnn_benchmark", True) if config.device == "cuda" else "",
-        "cuda_graphs": getattr(config, "cuda_graphs", False),
-    }
-    return " ".join(f"{k}={v}" for k, v in parts.items() if v not in ("", False))
-
-
 def expected_settings(model: str, config: BenchmarkConfig) -> dict[str, Any]:
     """The per-row settings a line measured for ``model`` under ``config`` carries."""
-    entry = get_entry(model)
-    default_impl = DEFAULT_MOD_IMPL if entry.family == "mod" else ""
+    resolved = resolve_model(model)
     return {
         "device": config.device,
         "runtime": config.runtime_name,
-        "threads": config.threads or available_cores(),
-        "batch_size": config.batch_size,
-        "resolution": config.resolution if config.resolution is not None else entry.resolution,
-        "mod_impl": config.overrides_for(entry).get("impl", default_impl),
-        "macs_convention": get_convention(config.convention, entry.family).name,
-        "config_key": config_key(config),
+        "threads": config.resolved_threads,
+        "batch_size": config.batch_size[0],
+        "resolution": config.resolution[0] if config.resolution else resolved.resolution(),
+        "macs_convention": get_convention(config.convention, resolved.paper_convention).name,
+        "config_key": config.settings_key(),
     }
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+_blank = is_blank
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -157,7 +144,7 @@ def find_reusable(
 
 
 def _with_speedups(
-    table: PublishedTable, rows: list[dict[str, Any]], samples: dict[str, list[float]]
+    table: PublishedTable, rows: list[dict[str, Any]], samples: dict[str, list[list[float]]]
 ) -> list[dict[str, Any]]:
     """Replace benchmark()'s speed-up over the first model by each row's speed-up over its own baseline."""
     by_model = {r["model"]: r for r in rows}
@@ -168,10 +155,16 @@ def _with_speedups(
         row["baseline"] = base or ""
         base_row = by_model.get(base) if base else None
         if base_row is not None and not row.get("error") and not base_row.get("error"):
-            s = speedup(samples[base], samples[row["model"]])
+            s = hierarchical_speedup(samples[base], samples[row["model"]])
             row.update(
-                speedup=s.ratio, speedup_low=s.low, speedup_high=s.high, p_value=s.p_value,
-                significant=s.significant, verdict="baseline" if base == row["model"] else s.verdict(),
+                speedup=s.ratio,
+                speedup_low=s.low,
+                speedup_high=s.high,
+                speedup_trial_min=s.trial_low,
+                speedup_trial_max=s.trial_high,
+                p_value=s.p_value,
+                significant=s.significant,
+                verdict="baseline" if base == row["model"] else s.verdict(),
                 theoretical_speedup=base_row["gmacs"] / row["gmacs"] if row["gmacs"] else math.nan,
                 baseline_median_ms=base_row["median_ms"],
             )
@@ -184,20 +177,36 @@ def _measure(
 ) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     rows = benchmark(list(models), config, progress, samples=records)
-    samples = {r["model"]: [ms / 1e3 for ms in r["samples_ms"]] for r in records}
+    samples: dict[str, list[list[float]]] = {}
+    for r in records:  # one record per model and trial, in trial order
+        samples.setdefault(r["model"], []).append([ms / 1e3 for ms in r["samples_ms"]])
     return _with_speedups(table, rows, samples)
 
 
 def _published_columns(table: PublishedTable, row: PublishedRow, device: str) -> dict[str, Any]:
     return {
-        "table": table.key, "method": row.method, "model": row.model or "", "baseline": row.baseline or "",
-        "dataset": row.dataset, "top1_published": row.top1, "top1_std_published": row.top1_std,
-        "top5_published": row.top5, "params_m_published": row.params_m, "macs_published": row.macs,
-        "macs_unit_published": row.macs_unit or "", "gmacs_published": row.gmacs,
-        "latency_ms_published": row.latency_ms(device), "speedup_published": row.speedup(device),
-        "cpu_ms_published": row.cpu_ms, "gpu_ms_published": row.gpu_ms, "speedup_cpu_published": row.speedup_cpu,
-        "speedup_gpu_published": row.speedup_gpu, "source_paper": row.paper, "source_table": row.table,
-        "source": row.source, "note": row.note,
+        "table": table.key,
+        "method": row.method,
+        "model": row.model or "",
+        "baseline": row.baseline or "",
+        "dataset": row.dataset,
+        "top1_published": row.top1,
+        "top1_std_published": row.top1_std,
+        "top5_published": row.top5,
+        "params_m_published": row.params_m,
+        "macs_published": row.macs,
+        "macs_unit_published": row.macs_unit or "",
+        "gmacs_published": row.gmacs,
+        "latency_ms_published": row.latency_ms(device),
+        "speedup_published": row.speedup(device),
+        "cpu_ms_published": row.cpu_ms,
+        "gpu_ms_published": row.gpu_ms,
+        "speedup_cpu_published": row.speedup_cpu,
+        "speedup_gpu_published": row.speedup_gpu,
+        "source_paper": row.paper,
+        "source_table": row.table,
+        "source": row.source,
+        "note": row.note,
     }
 
 
@@ -216,24 +225,62 @@ def _comparison(row: PublishedRow, measured: dict[str, Any] | None) -> dict[str,
 
 
 LEADING = (
-    "table", "method", "model", "baseline", "dataset", "top1_published", "top1_std_published", "top5_published",
-    "params_m_published", "params_m", "params_delta_m", "params_match", "macs_published", "macs_unit_published",
-    "gmacs_published", "gmacs", "gmacs_delta_pct", "latency_ms_published", "median_ms", "speedup_published",
-    "speedup", "speedup_low", "speedup_high", "theoretical_speedup", "baseline_median_ms",
+    "table",
+    "method",
+    "model",
+    "baseline",
+    "dataset",
+    "top1",
+    "top1_source",
+    "top1_published",
+    "top1_measured",
+    "top1_std_published",
+    "top5_published",
+    "params_m_published",
+    "params_m",
+    "params_delta_m",
+    "params_match",
+    "macs_published",
+    "macs_unit_published",
+    "gmacs_published",
+    "gmacs",
+    "gmacs_delta_pct",
+    "latency_ms_published",
+    "median_ms",
+    "speedup_published",
+    "speedup",
+    "speedup_low",
+    "speedup_high",
+    "theoretical_speedup",
+    "baseline_median_ms",
 )
 
 
-def _line(table: PublishedTable, row: PublishedRow, measured: dict[str, Any] | None,
-          config: BenchmarkConfig) -> dict[str, Any]:
+def _line(
+    table: PublishedTable,
+    row: PublishedRow,
+    measured: dict[str, Any] | None,
+    config: BenchmarkConfig,
+    accuracy: dict[str, Accuracy],
+) -> dict[str, Any]:
     line: dict[str, Any] = {**_published_columns(table, row, config.device)}
+    found = accuracy.get(row.model or "")
+    if found is not None and found.source == "measured":
+        line.update(top1=found.top1, top1_source="measured", top1_measured=found.top1)
+    elif row.top1 is not None:
+        line.update(top1=row.top1, top1_source="published")
     if measured is not None:
         published = set(line)
         line.update({k: v for k, v in measured.items() if k not in published or k in ("model", "baseline")})
         line["model"], line["baseline"] = row.model or "", row.baseline or ""
     else:  # published only: still tagged with the settings, so the file groups it with its run
-        line.update(device=config.device, runtime=config.runtime_name, threads=config.threads or available_cores(),
-                    batch_size=config.batch_size)
-    line["config_key"] = config_key(config)
+        line.update(
+            device=config.device,
+            runtime=config.runtime_name,
+            threads=config.resolved_threads,
+            batch_size=config.batch_size[0],
+        )
+    line["config_key"] = config.settings_key()
     line.update(_comparison(row, measured))
     head = {k: line.get(k) for k in LEADING}
     return {**head, **{k: v for k, v in line.items() if k not in head}}
@@ -247,16 +294,21 @@ def reproduce(
     progress: Progress | None = None,
     only: Sequence[str] | None = None,
     save: bool = True,
+    measured_files: Sequence[Path] | None = None,
 ) -> ReproduceResult:
     """Measure the registered models of ``table`` and line them up with the published rows.
 
     ``output`` defaults to ``results/<key>-<device>-<runtime>.csv``; with ``save`` the lines are written there
     (lines of other tables or settings in the file are kept). Rows already measured with the same settings are
     reused unless ``force``; ``only`` (shell-style patterns) restricts the table to some models and their
-    baselines.
+    baselines. Top-1 is the one measured by ``convbench evaluate`` where ``measured_files`` (default
+    ``results/evaluate.csv``) hold it for a model, else the published one; ``top1_source`` says which.
     """
     table = load_table(table) if isinstance(table, str) else table
-    config = (config or BenchmarkConfig()).validate()
+    config = config or BenchmarkConfig(convention="paper")
+    config.check()
+    if len(config.batch_size) > 1 or len(config.resolution) > 1:
+        raise UserInputError("reproduce measures one batch size and one resolution; give one of each")
     rows = select_rows(table, only)
     models = [r.model for r in rows if r.model]
     if not models:
@@ -278,7 +330,8 @@ def reproduce(
         for row in _measure(table, group, config, progress):
             measured[row["model"]] = row
     results = {**reusable, **measured}
-    lines = [_line(table, r, results.get(r.model) if r.model else None, config) for r in rows]
+    accuracy = measured_top1(measured_files)
+    lines = [_line(table, r, results.get(r.model) if r.model else None, config, accuracy) for r in rows]
     result = ReproduceResult(table, config, lines, measured=list(measured), reused=list(reusable), path=None)
     if save:
         write_lines(path, existing, lines)

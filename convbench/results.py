@@ -18,25 +18,96 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 import convbench
 from convbench.errors import ConvbenchError, UserInputError
 
 FORMATS = ("csv", "json")
+# Bumped when a column changes meaning; ``merge`` refuses to join files of different versions.
+SCHEMA_VERSION = 2
 
 COLUMNS = [
-    "run_id", "model", "family", "paper", "batch_size", "resolution", "device", "runtime", "threads",
-    "exporter", "mod_impl", "gmacs", "conv_gmacs", "params_m", "macs_convention", "error",
-    "median_ms", "median_low_ms", "median_high_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p90_ms",
-    "p99_ms", "iqr_ms", "cv", "n_runs", "first_run_ms", "setup_ms", "throughput_ips", "noisy", "noisy_reason",
-    "baseline", "speedup", "speedup_low", "speedup_high", "p_value", "significant", "verdict",
+    "schema_version",
+    "run_id",
+    "model",
+    "family",
+    "paper",
+    "model_source",
+    "model_origin",
+    "model_args",
+    "batch_size",
+    "resolution",
+    "device",
+    "runtime",
+    "threads",
+    "exporter",
+    "precision",
+    "gmacs",
+    "conv_gmacs",
+    "params_m",
+    "macs_convention",
+    "error",
+    "median_ms",
+    "median_low_ms",
+    "median_high_ms",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "max_ms",
+    "p90_ms",
+    "p99_ms",
+    "iqr_ms",
+    "cv",
+    "n_runs",
+    "trials",
+    "trial_median_min_ms",
+    "trial_median_max_ms",
+    "first_run_ms",
+    "setup_ms",
+    "throughput_ips",
+    "peak_mb",
+    "peak_added_mb",
+    "achieved_gmacs_per_s",
+    "peak_fraction",
+    "noisy",
+    "noisy_reason",
+    "baseline",
+    "speedup",
+    "speedup_low",
+    "speedup_high",
+    "speedup_trial_min",
+    "speedup_trial_max",
+    "p_value",
+    "significant",
+    "verdict",
     "theoretical_speedup",
+    "stopping",
+    "config_key",
 ]
 ENVIRONMENT_COLUMNS = [
-    "cpu", "cores", "os", "python", "torch", "torchvision", "onnxruntime", "onnx", "fvcore", "convbench",
-    "git_commit", "timestamp", "load_avg_before", "load_avg_after",
+    "cpu",
+    "cores",
+    "os",
+    "python",
+    "torch",
+    "torchvision",
+    "onnxruntime",
+    "onnx",
+    "fvcore",
+    "convbench",
+    "git_commit",
+    "git_dirty",
+    "host",
+    "timestamp",
+    "load_avg_before",
+    "load_avg_after",
 ]
+# Columns that are text even where a value looks like a number; the numeric environment columns are the
+# exceptions read as numbers.
+TEXT_COLUMNS = ["run_id", "model", "family", "paper", "model_source", "model_origin", "model_args", "baseline"]
+NUMERIC_ENVIRONMENT = {"cores", "load_avg_before", "load_avg_after"}
+# What says two rows were measured on the same machine with the same software: speed-ups are only ever taken
+# between rows that agree on all of these and share a run_id.
+FINGERPRINT_COLUMNS = ["cpu", "cores", "os", "python", "torch", "onnxruntime", "convbench", "git_commit", "host"]
 
 
 def _cpu_model() -> str:
@@ -49,15 +120,36 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str:
+def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(convbench.__file__).parent, capture_output=True,
-            text=True, timeout=5, check=False,
+            ["git", *args],
+            cwd=Path(convbench.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_state() -> tuple[str, str]:
+    """(commit, dirty) of the installed convbench; a failure to read either says so instead of staying empty."""
+    commit = _git("rev-parse", "--short", "HEAD")
+    if commit is None:
+        return "unknown (not a git checkout, or git unavailable)", "unknown"
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = "unknown" if status is None else ("yes" if status.strip() else "no")
+    return commit.strip(), dirty
+
+
+def new_run_id() -> str:
+    """A unique id for one benchmark run: the UTC time, readable, plus random hex (two runs in one second differ)."""
+    import uuid
+
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
 def current_umask() -> int:
@@ -83,7 +175,9 @@ def environment() -> dict[str, Any]:
         except PackageNotFoundError:
             return ""
 
+    commit, dirty = git_state()
     return {
+        "schema_version": SCHEMA_VERSION,
         "cpu": _cpu_model(),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "os": platform.platform(),
@@ -94,7 +188,9 @@ def environment() -> dict[str, Any]:
         "onnx": v("onnx"),
         "fvcore": v("fvcore"),
         "convbench": convbench.__version__,
-        "git_commit": _git_commit(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "host": platform.node(),
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
@@ -108,9 +204,14 @@ def order_columns(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def output_format(path: Path, fmt: str | None) -> str:
-    """``fmt`` if given, else from the file suffix (CSV by default)."""
+    """``fmt`` if given, else from the file suffix (.csv or .json); any other suffix needs ``fmt``."""
     if fmt is None:
-        fmt = "json" if path.suffix.lower() == ".json" else "csv"
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".json"):
+            raise UserInputError(
+                f"cannot tell the format of {path.name!r} from its suffix; use .csv or .json, or give --format"
+            )
+        fmt = suffix[1:]
     if fmt not in FORMATS:
         raise UserInputError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     return fmt
@@ -127,10 +228,18 @@ def check_writable(path: Path) -> None:
         raise UserInputError(f"cannot write {path}: cannot create directory {parent} ({exc.strerror})") from None
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserInputError(f"cannot write {path}: permission denied")
+    try:  # some directories (/proc, read-only mounts) pass access() and still refuse new files
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserInputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def read_rows(path: Path, fmt: str | None = None) -> list[dict[str, Any]]:
     """Rows of an existing result file; a clear error if it is not one."""
+    import pandas as pd
+
     fmt = output_format(path, fmt)
     try:
         if fmt == "json":
@@ -138,8 +247,10 @@ def read_rows(path: Path, fmt: str | None = None) -> list[dict[str, Any]]:
             if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
                 raise ValueError("expected a JSON list of row objects")
             return data
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        # Identity and environment columns are text even when they look like numbers (a commit "0123456").
+        text = {c: str for c in (*TEXT_COLUMNS, *ENVIRONMENT_COLUMNS) if c not in NUMERIC_ENVIRONMENT}
+        frame = pd.read_csv(path, dtype=text, keep_default_na=True)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ConvbenchError(f"cannot read result file {path}: {str(exc).splitlines()[0]}") from None
     if "model" not in frame.columns:
         raise ConvbenchError(f"cannot read result file {path}: it has no 'model' column (not a convbench file?)")
@@ -167,6 +278,8 @@ def write_rows(
                 json.dump(clean, handle, indent=2, default=_json_default)
                 handle.write("\n")
             else:
+                import pandas as pd
+
                 pd.DataFrame(all_rows).to_csv(handle, index=False)
         os.replace(tmp, path)
     except OSError as exc:  # disk full, path vanished: one line, and the old file is untouched

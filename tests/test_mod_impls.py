@@ -9,9 +9,11 @@ import pytest
 import torch
 from torchvision.models.resnet import Bottleneck
 
+from convbench.errors import UserInputError
 from convbench.export import export_onnx
 from convbench.models import create_model
 from convbench.models.mod import MOD_IMPLS, MoDBlock, gather_channels, mod_resnet
+from convbench.models.spec import ModelSpec, resolve_model
 
 REFERENCE = "gather-concat"
 OTHERS = [name for name in MOD_IMPLS if name != REFERENCE]
@@ -19,20 +21,25 @@ OTHERS = [name for name in MOD_IMPLS if name != REFERENCE]
 # case -> (builder taking ``impl``, input size). Small inputs and models keep the file fast; the -lk variant
 # ("resnet50-mod-lk") is built as a shallower Bottleneck MoD-ResNet with the same fusion, fuse_to="last".
 CASES = {
-    "resnet": (lambda impl: create_model("resnet18-mod-cifar10", impl=impl), 32),
+    "resnet": (lambda impl: create_model("resnet18-mod-cifar10", impl=impl, calibrate=False), 32),
     "resnet-channel-order-branch": (
-        lambda impl: create_model("resnet18-mod-cifar10", impl=impl, order="channel", shortcut="branch"), 32
+        lambda impl: create_model(
+            "resnet18-mod-cifar10", impl=impl, order="channel", shortcut="branch", calibrate=False
+        ),
+        32,
     ),
     "resnet-bottleneck": (lambda impl: mod_resnet(Bottleneck, [2, 2, 2, 2], num_classes=10, cifar=True, impl=impl), 32),
     "resnet-bottleneck-lk": (
-        lambda impl: mod_resnet(Bottleneck, [2, 2, 2, 2], num_classes=10, cifar=True, fuse_to="last", impl=impl), 32
+        lambda impl: mod_resnet(Bottleneck, [2, 2, 2, 2], num_classes=10, cifar=True, fuse_to="last", impl=impl),
+        32,
     ),
-    "mobilenetv2": (lambda impl: create_model("mobilenetv2-mod", impl=impl), 64),
+    "mobilenetv2": (lambda impl: create_model("mobilenetv2-mod", impl=impl, calibrate=False), 64),
     "mobilenetv2-lk-channel-order": (
-        lambda impl: create_model("mobilenetv2-mod", impl=impl, fuse_to="last", order="channel"), 64
+        lambda impl: create_model("mobilenetv2-mod", impl=impl, fuse_to="last", order="channel", calibrate=False),
+        64,
     ),
-    "vgg": (lambda impl: create_model("vgg16-bn-mod-cifar10", impl=impl), 32),
-    "vgg-lk": (lambda impl: create_model("vgg16-bn-mod-cifar10", impl=impl, fuse_to="last"), 32),
+    "vgg": (lambda impl: create_model("vgg16-bn-mod-cifar10", impl=impl, calibrate=False), 32),
+    "vgg-lk": (lambda impl: create_model("vgg16-bn-mod-cifar10", impl=impl, fuse_to="last", calibrate=False), 32),
 }
 
 
@@ -111,15 +118,32 @@ def test_gather_channels_per_sample():
 
 
 def test_parameters_do_not_depend_on_the_implementation():
-    models = {impl: create_model("resnet18-mod-cifar10", impl=impl) for impl in MOD_IMPLS}
+    models = {impl: create_model("resnet18-mod-cifar10", impl=impl, calibrate=False) for impl in MOD_IMPLS}
     counts = {impl: sum(p.numel() for p in m.parameters()) for impl, m in models.items()}
     assert len(set(counts.values())) == 1, counts
     assert len({tuple(m.state_dict()) for m in models.values()}) == 1
 
 
+def test_an_unknown_implementation_is_refused_before_anything_is_built():
+    with pytest.raises(UserInputError, match="unknown MoD implementation 'nope'; choose from gather-concat"):
+        resolve_model(ModelSpec("resnet18-mod-cifar10", (("impl", "nope"),))).build(calibrate=False)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", list(MOD_IMPLS))
-def test_exports_with_dynamo_and_parity(impl, tmp_path, monkeypatch):
-    # A private cache: the export cache is keyed by model name and arguments, not by the code of the impl.
-    monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path))
-    result = export_onnx("resnet18-mod-cifar10", impl=impl)  # raises if ONNX Runtime and PyTorch disagree
+def test_exports_with_dynamo_and_parity(impl):
+    spec = ModelSpec("resnet18-mod-cifar10", (("impl", impl),))
+    result = export_onnx(spec)  # raises if ONNX Runtime and PyTorch disagree
     assert result.max_abs_diff <= result.tolerance
+    assert result.model == f"resnet18-mod-cifar10[impl={impl}]"
+
+
+@pytest.mark.slow
+def test_each_implementation_exports_its_own_graph():
+    # The export cache is keyed by the builder arguments: each implementation gets its own, different graph.
+    import onnx
+
+    results = {impl: export_onnx(ModelSpec("resnet18-mod-cifar10", (("impl", impl),))) for impl in MOD_IMPLS}
+    assert len({r.path for r in results.values()}) == len(MOD_IMPLS)
+    ops = {impl: sorted(n.op_type for n in onnx.load(str(r.path)).graph.node) for impl, r in results.items()}
+    assert len({tuple(o) for o in ops.values()}) == len(MOD_IMPLS), ops

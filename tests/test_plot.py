@@ -5,7 +5,8 @@ import pytest
 from typer.testing import CliRunner
 
 from convbench.cli import app
-from convbench.plot import load_points, output_paths, pareto_front, plot, published_top1
+from convbench.papers.tables import published_top1
+from convbench.plot import load_points, output_paths, pareto_front, plot
 
 
 def test_pareto_front_on_a_known_set():
@@ -21,11 +22,25 @@ def _compare_like(tmp_path):
     rows = []
     for runtime, scale in (("onnxruntime", 1.0), ("torch", 1.8)):
         for model, family, ms, gmacs, base in (
-            ("resnet50", "resnet", 40.0, 4.1, "resnet50"), ("resnet75-mod", "mod", 33.0, 3.5, "resnet50"),
-            ("resnet50-mod", "mod", 27.0, 2.6, "resnet50"), ("resnet50-compconv128", "compconv", 30.0, 1.0, "resnet50"),
+            ("resnet50", "resnet", 40.0, 4.1, "resnet50"),
+            ("resnet75-mod", "mod", 33.0, 3.5, "resnet50"),
+            ("resnet50-mod", "mod", 27.0, 2.6, "resnet50"),
+            ("resnet50-compconv128", "compconv", 30.0, 1.0, "resnet50"),
         ):
-            rows.append({"run_id": "r", "model": model, "family": family, "device": "cpu", "runtime": runtime,
-                         "threads": 1, "batch_size": 1, "median_ms": ms * scale, "gmacs": gmacs, "baseline": base})
+            rows.append(
+                {
+                    "run_id": "r",
+                    "model": model,
+                    "family": family,
+                    "device": "cpu",
+                    "runtime": runtime,
+                    "threads": 1,
+                    "batch_size": 1,
+                    "median_ms": ms * scale,
+                    "gmacs": gmacs,
+                    "baseline": base,
+                }
+            )
     path = tmp_path / "compare.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
@@ -43,8 +58,14 @@ def test_plot_writes_png_and_svg_with_one_panel_row_per_runtime(tmp_path):
 
 def test_published_top1_prefers_the_table_covering_most_models():
     found = published_top1(["resnet50", "resnet75-mod", "resnet50-mod"])
-    assert found["resnet75-mod"] == (76.27, found["resnet75-mod"][1])
-    assert {src for _, src in found.values()} <= {"mod-imagenet", "mod-lk"}
+    sources = {src for _, src in found.values()}
+    # mod-imagenet and mod-lk both hold all three models: one of them supplies every figure.
+    assert len(sources) == 1 and sources <= {"mod-imagenet", "mod-lk"}
+    assert {model: top1 for model, (top1, _) in found.items()} == {
+        "resnet50": 76.25,
+        "resnet75-mod": 76.27,
+        "resnet50-mod": 74.79,
+    }
     assert found["resnet50"][0] == 76.25  # MoD's ResNet50, not KernelWarehouse's 300-epoch 78.44
     assert published_top1(["resnet50"], table="kw-resnet50")["resnet50"] == (78.44, "kw-resnet50")
 
@@ -63,18 +84,22 @@ def test_output_paths_share_a_stem(tmp_path):
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("content", ["model,median_ms\nresnet50,3\n", "a,b\n1,2\n", "\x00\x01garbage\n\"unclosed"])
+@pytest.mark.parametrize("content", ["model,median_ms\nresnet50,3\n", "a,b\n1,2\n", '\x00\x01garbage\n"unclosed'])
 def test_cli_bad_result_files_are_one_line(tmp_path, content):
     bad = tmp_path / "bad.csv"
     bad.write_text(content)
     result = runner.invoke(app, ["plot", str(bad), "-o", str(tmp_path / "p.png")])
-    assert result.exit_code != 0 and "Traceback" not in result.output
-    assert "error:" in result.output and result.output.strip().count("\n") <= 1
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+    assert not (tmp_path / "p.png").exists() and not (tmp_path / "p.svg").exists()
 
 
 def test_cli_missing_file_and_wrong_suffix(tmp_path):
     result = runner.invoke(app, ["plot", str(tmp_path / "none.csv")])
-    assert result.exit_code == 2 and "no result file" in result.output
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "no result file" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     path = _compare_like(tmp_path)
     result = runner.invoke(app, ["plot", str(path), "-o", str(tmp_path / "p.pdf")])
-    assert result.exit_code == 2 and "PNG and SVG" in result.output
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "PNG and SVG" in result.stderr and len(result.stderr.strip().splitlines()) == 1

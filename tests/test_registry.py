@@ -100,3 +100,57 @@ def test_batchnorm_statistics_are_calibrated_on_random_data():
         out = calibrated(torch.randn(2, 3, 32, 32))
     # activations keep a trained network's scale instead of growing with depth
     assert 1e-3 < out.abs().max().item() < 1e3
+
+
+def test_a_spec_resolves_without_building_and_records_its_arguments():
+    from convbench.models.spec import ModelSpec, resolve_model
+
+    resolved = resolve_model(ModelSpec("resnet18-mod-cifar10", (("impl", "gather-concat"),)))
+    assert resolved.name == "resnet18-mod-cifar10[impl=gather-concat]"
+    assert resolved.input_shape(2, 48) == (2, 3, 48, 48) and resolved.input_shape(1) == (1, 3, 32, 32)
+    identity = resolved.identity()
+    assert (identity["family"], identity["paper"], identity["model_source"]) == ("mod", "cnn-mod", "registry")
+    assert identity["model_args"] == '{"impl": "gather-concat"}'
+    # the family's declared default is recorded too when the user gives no argument
+    assert resolve_model("resnet18-mod-cifar10").identity()["model_args"] == '{"impl": "index-embed"}'
+    assert resolve_model("resnet18-cifar10").identity()["model_args"] == ""
+    model = resolved.build(calibrate=False)
+    assert {m.impl for m in model.modules() if hasattr(m, "impl")} == {"gather-concat"}
+
+
+def test_builder_arguments_are_checked_before_building():
+    from convbench.models.spec import ModelSpec, parse_model_args, resolve_model
+
+    assert parse_model_args(["impl=gather-concat", "capacity=32", "flag=true"]) == (
+        ("impl", "gather-concat"),
+        ("capacity", 32),
+        ("flag", True),
+    )
+    with pytest.raises(UserInputError, match="--model-arg takes key=value"):
+        parse_model_args(["impl"])
+    with pytest.raises(
+        UserInputError, match="model 'resnet18-cifar10' takes no argument 'impl'; it takes: num_classes"
+    ):
+        resolve_model(ModelSpec("resnet18-cifar10", (("impl", "gather-concat"),)))
+    with pytest.raises(UserInputError, match="unknown model 'resnet18-cifar1'; did you mean resnet18-cifar10"):
+        resolve_model("resnet18-cifar1")
+
+
+def test_the_registry_answers_from_its_index_without_importing_torch():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    list_models()  # writes the index if this session has not yet
+    index = list((Path(os.environ["CONVBENCH_CACHE"]) / "index").glob("models-*.json"))
+    assert len(index) == 1
+    assert {e["name"] for e in json.loads(index[0].read_text())} == set(list_models())
+    code = (
+        "import sys; from convbench.models import get_entry, list_models; "
+        "assert 'resnet75-mod' in list_models(); get_entry('micronet-m0'); print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

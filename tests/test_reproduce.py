@@ -1,8 +1,11 @@
 """reproduce: published and measured values side by side, per-row baselines, resume, and CLI bad input.
 
-Timed with PyTorch eager on tiny CIFAR models and the fewest runs; no test asserts a timing."""
+The library tests time models of known speed (the runtime is replaced); the CLI test times PyTorch eager on tiny
+CIFAR models with the fewest runs and asserts no timing."""
 
 import math
+import random
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -13,12 +16,15 @@ from convbench.cli import app
 from convbench.measure import TimingSettings
 from convbench.papers.tables import COLUMNS, parse_table
 from convbench.reproduce import LEADING, reproduce
+from convbench.runtimes.base import PreparedModel
+from convbench.runtimes.torch_cpu import TorchCPU
 
-FAST = TimingSettings(warmup=0, warmup_time=0, runs=3, min_time=0)
-CONFIG = BenchmarkConfig(runtime="torch", threads=1, timing=FAST)
+FAST = TimingSettings(warmup=1, warmup_time=0, runs=3, min_time=0)
+CONFIG = BenchmarkConfig(runtime="torch", threads=1, isolate="session", trials=2, timing=FAST)
 TABLE_TEXT = (
     "# key: fixture\n# paper: cnn-mod\n# title: two CIFAR baselines\n# source: s\n# units: u\n# counting: c\n"
-    + ",".join(COLUMNS) + "\n"
+    + ",".join(COLUMNS)
+    + "\n"
     "resnet18-cifar10,ResNet18,cifar10,94.04,0.08,,11.17,557,M,15.67,0.24,,,resnet18-cifar10,cnn-mod,Table 9,T9,\n"
     "resnet18-mod-cifar10,ResNet18-MoD,cifar10,92.37,,,4.95,255,M,8.32,0.14,1.88,1.73,resnet18-cifar10,cnn-mod,"
     "Table 9,T9,\n"
@@ -33,7 +39,39 @@ def table():
     return parse_table(TABLE_TEXT, "fixture.csv")
 
 
-def test_side_by_side_lines_with_per_row_baselines(table, tmp_path):
+# Known latencies (seconds): the per-row speed-ups are 2.0 (ResNet18-MoD over ResNet18) and 3.0 (VGG16-BN-MoD
+# over VGG16-BN); a speed-up over the wrong baseline would show (VGG16-BN-MoD over ResNet18: 4.0).
+LATENCY = {
+    "resnet18-cifar10": 0.004,
+    "resnet18-mod-cifar10": 0.002,
+    "vgg16-bn-cifar10": 0.003,
+    "vgg16-bn-mod-cifar10": 0.001,
+}
+
+
+class KnownLatency(PreparedModel):
+    def __init__(self, seconds):
+        self.seconds, self.rng = seconds, random.Random(seconds)
+
+    def timed_run(self):
+        return self.seconds * (1 + 0.01 * self.rng.random())
+
+
+@pytest.fixture
+def known_latencies(monkeypatch):
+    """The torch runtime replaced by models of known speed (counting stays real): these tests are about which
+    rows are measured, reused and divided by which baseline, not about timing. The CLI test below times for real."""
+    prepared = []
+
+    def prepare(self, model, settings, options):
+        prepared.append((model.name, settings.batch_size))
+        return KnownLatency(LATENCY[model.name])
+
+    monkeypatch.setattr(TorchCPU, "prepare", prepare)
+    return prepared
+
+
+def test_side_by_side_lines_with_per_row_baselines(table, tmp_path, known_latencies):
     out = tmp_path / "fixture.csv"
     result = reproduce(table, CONFIG, output=out)
     assert sorted(result.measured) == sorted(table.models) and result.reused == []
@@ -52,12 +90,17 @@ def test_side_by_side_lines_with_per_row_baselines(table, tmp_path):
         assert row["speedup_low"] <= row["speedup"] <= row["speedup_high"]
         assert row["theoretical_speedup"] == pytest.approx(base_row["gmacs"] / row["gmacs"])
         assert base_row["speedup"] == pytest.approx(1.0)
+    assert rows["ResNet18-MoD"]["speedup"] == pytest.approx(2.0, rel=0.02)
+    assert rows["VGG16-BN-MoD"]["speedup"] == pytest.approx(3.0, rel=0.02)
+    assert rows["VGG16-BN-MoD"]["verdict"] == "faster" and rows["VGG16-BN"]["verdict"] == "baseline"
+    # every model timed once per trial, baselines included, in one interleaved run
+    assert sorted(known_latencies) == sorted([(m, 1) for m in table.models] * CONFIG.trials)
     assert rows["ResNet18-MoD"]["params_match"] and rows["ResNet18"]["params_match"]
     assert rows["ResNet18-MoD"]["speedup_published"] == 1.88  # the CPU column on --device cpu
     assert rows["ResNet18"]["top1_std_published"] == 0.08
 
 
-def test_a_second_run_measures_nothing_new_and_force_measures_again(table, tmp_path):
+def test_a_second_run_measures_nothing_new_and_force_measures_again(table, tmp_path, known_latencies):
     out = tmp_path / "fixture.csv"
     first = reproduce(table, CONFIG, output=out)
     before = pd.read_csv(out)
@@ -70,7 +113,7 @@ def test_a_second_run_measures_nothing_new_and_force_measures_again(table, tmp_p
     assert len(pd.read_csv(out)) == len(before)  # lines replaced, not duplicated
 
 
-def test_missing_rows_are_measured_with_their_baseline(table, tmp_path):
+def test_missing_rows_are_measured_with_their_baseline(table, tmp_path, known_latencies):
     out = tmp_path / "fixture.csv"
     part = reproduce(table, CONFIG, output=out, only=["resnet18-mod*"])
     assert sorted(part.measured) == ["resnet18-cifar10", "resnet18-mod-cifar10"]
@@ -87,37 +130,75 @@ def test_missing_rows_are_measured_with_their_baseline(table, tmp_path):
     assert lines["vgg16-bn-mod-cifar10"]["run_id"] == lines["vgg16-bn-cifar10"]["run_id"]
 
 
-def test_other_settings_are_measured_again_and_kept_beside(table, tmp_path):
+def test_other_settings_are_measured_again_and_kept_beside(table, tmp_path, known_latencies):
     out = tmp_path / "fixture.csv"
     reproduce(table, CONFIG, output=out, only=["resnet18-mod*"])
-    other = BenchmarkConfig(runtime="torch", threads=1, batch_size=2, timing=FAST)
+    other = replace(CONFIG, batch_size=(2,))
     result = reproduce(table, other, output=out, only=["resnet18-mod*"])
     assert len(result.measured) == 2
     frame = pd.read_csv(out)
     assert sorted(frame["batch_size"].tolist()) == [1, 1, 2, 2]
+    assert {batch for _, batch in known_latencies} == {1, 2}
+    # A runtime option is part of the settings a line was measured with; trial and timing counts are not.
+    compiled = reproduce(table, replace(CONFIG, runtime_args=(("compile", True),)), output=out, only=["resnet18-mod*"])
+    assert len(compiled.measured) == 2
+    more_trials = replace(CONFIG, trials=3, timing=TimingSettings(warmup=2, warmup_time=0, runs=5, min_time=0))
+    again = reproduce(table, more_trials, output=out, only=["resnet18-mod*"])
+    assert again.measured == [] and sorted(again.reused) == ["resnet18-cifar10", "resnet18-mod-cifar10"]
+    assert len(pd.read_csv(out)) == 6
 
 
 runner = CliRunner()
 
 
-def invoke(*args):
+def invoke(*args, code=0):
+    """Run the CLI; a non-zero ``code`` must come from the CLI's own exit (SystemExit), not an escaped exception."""
     result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output
+    assert result.exit_code == code, result.output
+    if code:
+        assert isinstance(result.exception, SystemExit), repr(result.exception)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    else:
+        assert result.exception is None, repr(result.exception)
     return result
 
 
 def test_cli_reproduces_a_cifar_table_and_plots_it(tmp_path):
     out = tmp_path / "c.csv"
-    args = ["reproduce", "mod-cifar10", "--only", "vgg16*", "--runtime", "torch", "--threads", "1", "--runs", "3",
-            "--warmup", "0", "--warmup-time", "0", "--min-time", "0", "-o", out]
+    args = [
+        "reproduce",
+        "mod-cifar10",
+        "--only",
+        "vgg16*",
+        "--runtime",
+        "torch",
+        "--threads",
+        "1",
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--warmup-time",
+        "0",
+        "--min-time",
+        "0",
+        "--trials",
+        "2",
+        "--isolate",
+        "session",
+        "-o",
+        out,
+    ]
     result = invoke(*args)
-    assert result.exit_code == 0, result.output
     assert "published only" in result.output.lower() and "VGG16-BN-MoD" in result.output
     assert "measured 2 model(s), reused 0" in result.output
+    frame = pd.read_csv(out)
+    # Counted the paper's way by default (CNN-MoD's GMAC columns read as mac+).
+    assert set(frame["macs_convention"].dropna()) == {"mac+"}
+    assert set(frame["trials"].dropna()) == {2}
     result = invoke(*args)
-    assert result.exit_code == 0 and "measured 0 model(s), reused 2" in result.output
-    result = invoke("plot", out, "-o", tmp_path / "p.png")
-    assert result.exit_code == 0, result.output
+    assert "measured 0 model(s), reused 2" in result.output
+    invoke("plot", out, "-o", tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0 and (tmp_path / "p.svg").stat().st_size > 0
 
 
@@ -127,24 +208,25 @@ def test_cli_reproduces_a_cifar_table_and_plots_it(tmp_path):
         (["reproduce", "mod-imagnet"], "did you mean mod-imagenet"),
         (["reproduce", "mod-cifar10", "--only", "resnet999*"], "matches no model of table"),
         (["reproduce", "mod-cifar10", "--runs", "0"], "--runs must be at least 1"),
-        (["reproduce", "mod-cifar10", "--device", "tpu"], "unknown device"),
-        (["reproduce", "mod-cifar10", "--convention", "flops"], "unknown counting convention"),
+        (["reproduce", "mod-cifar10", "--device", "tpu"], "--device must be one of cpu, cuda"),
+        (["reproduce", "mod-cifar10", "--convention", "flops"], "--convention must be one of"),
+        (["reproduce", "mod-cifar10", "-b", "1,2"], "reproduce measures one batch size and one resolution"),
     ],
 )
 def test_cli_bad_input_is_one_line(args, message):
-    result = invoke(*args)
-    assert result.exit_code == 2
-    assert message in result.output
+    result = invoke(*args, code=2)
+    assert message in result.stderr
 
 
 def test_cli_unwritable_or_wrong_output(tmp_path):
     folder = tmp_path / "folder.csv"
     folder.mkdir()
-    result = invoke("reproduce", "mod-cifar10", "-o", folder)
-    assert result.exit_code == 2 and "it is a directory" in result.output
-    result = invoke("reproduce", "mod-cifar10", "-o", tmp_path / "r.json")
-    assert result.exit_code == 2 and "reproduce writes CSV" in result.output
+    result = invoke("reproduce", "mod-cifar10", "-o", folder, code=2)
+    assert "it is a directory" in result.stderr
+    result = invoke("reproduce", "mod-cifar10", "-o", tmp_path / "r.json", code=2)
+    assert "reproduce writes CSV" in result.stderr
     bad = tmp_path / "bad.csv"
     bad.write_text("just,some\n1,2\n")
-    result = invoke("reproduce", "mod-cifar10", "-o", bad)
-    assert result.exit_code == 1 and "no 'model' column" in result.output
+    result = invoke("reproduce", "mod-cifar10", "-o", bad, code=1)
+    assert "no 'model' column" in result.stderr
+    assert bad.read_text() == "just,some\n1,2\n"

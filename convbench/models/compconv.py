@@ -2,8 +2,12 @@
 CVPR Workshops 2021, arXiv:2106.10486) — a RECONSTRUCTION.
 
 No code was ever released for CompConv and the paper's full text was not available to us; this module is
-rebuilt from two secondary write-ups of the method (the paper's Eq. 2-7) and from the arithmetic
-the paper states (research notes ``compconv-micronet.md`` §A.2-A.3):
+rebuilt from the paper's Eq. 2-7 as two secondary write-ups transcribe them (0809zheng/0809zheng.github.io
+``_posts/paper/2021/2021-08-03-compconv.md``; ChaucerG/chaucerg-blog-resource
+``source/_posts/CompConv卷积让模型不丢精度还可以提速.md``), and from the arithmetic the paper states (its headline:
+≈ 20 % of a plain convolution's computation at d = 3). The structure below is the one that satisfies all of
+it: it gives Eq. 4-5 exactly, the ≈ 20 % (19.4 %), and Eq. 7 when the transcription's last term is read as
+``2^(d−1)·C_prim²`` (a lost square):
 
 * Output channels are produced by a divide-and-conquer recursion of depth ``d`` (Eq. 2-3): every level ``ℓ``
   has width ``2^ℓ·C_prim``; half of it is an identity copy of input channels (X_A), the other half the result
@@ -31,6 +35,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from convbench.models.layers import CIFAR_INPUT
 from convbench.models.registry import register_model
 from convbench.models.vgg import VGG_STAGES, CifarVGG
 
@@ -38,7 +43,6 @@ TailSource = Literal["smallest", "largest"]
 
 MAX_DEPTH = 3  # the paper caps d at 3 so the smallest unit keeps enough capacity (Eq. 5)
 RECOMMENDED_LAMBDA = 128  # "CompConv128", recommended for VGG and ResNet
-CIFAR_INPUT = (3, 32, 32)  # same as convbench.models.vgg
 
 
 def adaptive_depth(in_channels: int, lam: int = RECOMMENDED_LAMBDA) -> int:
@@ -171,10 +175,11 @@ class CompConv2d(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # Our choice for random weights: keep the output's scale close to a Kaiming-initialised plain conv.
-        # u_0 reads the (post-ReLU) module input and gets the ReLU gain; the other convs read linear,
-        # zero-mean tensors and get unit gain. (Kaiming gain on every internal conv compounds along the
-        # recursion and blows ResNet-50's random-weight activations up to ~1e16 in eval mode.)
+        # Our choice for random weights (the paper gives no initialisation): keep the output's scale close to
+        # a Kaiming-initialised plain conv. u_0 reads the (post-ReLU) module input and gets the ReLU gain; the
+        # other convs read linear, zero-mean tensors and get unit gain. (The ReLU gain on every internal conv
+        # would double the variance at each level of the recursion, and with uncalibrated eval-mode
+        # BatchNorm that growth compounds over all CompConv layers of the network.)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 first = m is self.levels[0]
@@ -264,7 +269,9 @@ def resnet_compconv(
     """torchvision ResNet with CompConv in its residual branches (the paper's ImageNet ResNet experiments).
 
     Every 3×3 and 1×1 convolution of the residual branches in layer1-layer4 is replaced; the 7×7 stem and the
-    classifier stay plain (the stem has 3 input channels, nothing to compress).
+    classifier stay plain (the stem has 3 input channels, nothing to compress). Choice: the write-ups only say
+    that ResNet-50's convolutions are replaced by CompConv, without exempting the 1×1 ones, so they are
+    replaced too.
     Choice (the paper does not say): the 1×1 downsample projections on the shortcut stay plain by default —
     they are shape adapters on the identity path rather than feature-learning layers, and with CompConv they
     would pass strided input channels through the shortcut unchanged. ``replace_downsample=True`` replaces
@@ -321,9 +328,7 @@ def _register_resnet(name: str, arch: str, lam: int) -> None:
     ) -> nn.Module:
         return resnet_compconv(arch, lam, num_classes, tail_from, replace_downsample)
 
-    builder.__doc__ = (
-        f"{arch} with CompConv{lam} in every residual-branch conv (Zhang et al., CVPRW 2021); {_RECON}."
-    )
+    builder.__doc__ = f"{arch} with CompConv{lam} in every residual-branch conv (Zhang et al., CVPRW 2021); {_RECON}."
     register_model(name, family="compconv", paper="compconv")(builder)
 
 

@@ -10,8 +10,8 @@
 
 Both layers (and the KernelWarehouse layer in :mod:`convbench.models.kernelwarehouse`) build a per-sample
 kernel and run **one grouped convolution with the batch folded into the groups**
-(:func:`batch_folded_conv2d`), so their ONNX graphs only run at the traced batch size: every model here is
-registered with ``static_batch=True``.
+(:func:`convbench.models.layers.batch_folded_conv2d`), so their ONNX graphs only run at the traced batch size
+(convbench exports every model at the batch size being measured, so this costs nothing).
 
 Operator structure (so that one fvcore rule counts KW, ODConv and DY-Conv alike):
 
@@ -26,11 +26,12 @@ Open choice made here (ODConv): the official code aggregates with a broadcast ``
 multiply and a ``sum`` over K; we compute the mathematically identical ``spatial ⊙ (a @ W)`` (the spatial
 attention does not depend on k), which needs no ``[B, K, ...]`` temporary and turns the aggregation into the
 same ``aten::mm`` the other two layers use.
+
+The two layers share :class:`KernelBankConv2d` (geometry, temperature, the K-kernel bank and its
+initialisation, the batch-folded convolution); each adds its own attention branch.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -38,14 +39,19 @@ from torch import Tensor, nn
 from torchvision.models import mobilenet_v2
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from convbench.models.layers import (
+    batch_folded_conv2d,
+    conv_geometry,
+    global_pool,
+    init_attention_linears,
+    pair,
+)
 from convbench.models.registry import register_model
 
 __all__ = [
-    "ConvGeometry",
     "DynamicConv2d",
+    "KernelBankConv2d",
     "ODConv2d",
-    "batch_folded_conv2d",
-    "conv_geometry",
     "dy_resnet",
     "od_mobilenetv2",
     "od_resnet",
@@ -53,77 +59,19 @@ __all__ = [
 ]
 
 
-# ------------------------------------------------------------------------------------------------------------
-# shared helpers (also used by convbench.models.kernelwarehouse)
-# ------------------------------------------------------------------------------------------------------------
-
-
-def batch_folded_conv2d(
-    x: Tensor,
-    weight: Tensor,
-    stride: tuple[int, int],
-    padding: tuple[int, int],
-    dilation: tuple[int, int],
-    groups: int,
-) -> Tensor:
-    """Convolve each sample of ``x`` ``[B, C, H, W]`` with its own kernel.
-
-    ``weight`` is ``[B·Cout, C/groups, kh, kw]`` (sample-major). The batch is folded into the channels and the
-    convolution runs once with ``groups·B`` groups; the group count is therefore tied to the batch size.
-    """
-    batch = x.shape[0]
-    out = F.conv2d(
-        x.reshape(1, -1, x.shape[2], x.shape[3]), weight, None, stride, padding, dilation, groups * batch
-    )
-    return out.reshape(batch, -1, out.shape[2], out.shape[3])
-
-
-class ConvGeometry(NamedTuple):
-    """The constructor arguments of a 2-D convolution (to rebuild it as a dynamic layer)."""
-
-    in_channels: int
-    out_channels: int
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
-    groups: int
-    bias: bool
-
-
-def conv_geometry(conv: nn.Conv2d) -> ConvGeometry:
-    """``conv``'s geometry; a dynamic layer built from ``**geometry._asdict()`` convolves the same way."""
-    if isinstance(conv.padding, str):
-        raise ValueError(f"string padding {conv.padding!r} is not supported")
-    return ConvGeometry(
-        conv.in_channels,
-        conv.out_channels,
-        _pair(conv.kernel_size),
-        _pair(conv.stride),
-        _pair(conv.padding),
-        _pair(conv.dilation),
-        conv.groups,
-        conv.bias is not None,
-    )
-
-
-def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def _global_pool(x: Tensor) -> Tensor:
-    """GAP to ``[B, C]``."""
-    return x.mean(dim=(2, 3))
-
-
 def set_dynamic_temperature(model: nn.Module, temperature: float) -> nn.Module:
     """Set the attention temperature of every ODConv / DY-Conv layer of ``model`` (1.0 = inference)."""
     if temperature <= 0:
         raise ValueError(f"ODConv/DY-Conv temperatures divide the logits and must be > 0, got {temperature}")
     for module in model.modules():
-        if isinstance(module, (ODConv2d, DynamicConv2d)):
+        if isinstance(module, KernelBankConv2d):
             module.temperature = float(temperature)
     return model
+
+
+def _tempered(logits: Tensor, temperature: float) -> Tensor:
+    """``logits / temperature``; T = 1 (inference) skips the division, so the default graph has none."""
+    return logits if temperature == 1.0 else logits / temperature
 
 
 def _replace_convs(model: nn.Module, names: list[str], factory: type[nn.Module], **kwargs: object) -> None:
@@ -145,6 +93,68 @@ def _resnet_block_convs(model: ResNet, include_downsample: bool) -> list[str]:
             continue
         names.append(name)
     return names
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the part ODConv and DY-Conv share
+# ------------------------------------------------------------------------------------------------------------
+
+
+class KernelBankConv2d(nn.Module):
+    """A convolution whose kernel is mixed per sample from a bank of K kernels (ODConv and DY-Conv).
+
+    Holds the geometry (as ``nn.Conv2d``), the attention temperature and the bank ``weight`` ``[K, Cout,
+    Cin/g, kh, kw]``, each kernel Kaiming-normal (``fan_out``, ReLU gain) as in the official ODConv code; the
+    DY-Conv paper gives no initialisation and gets the same (our choice). Subclasses build their attention
+    branch right after ``super().__init__()`` and then call :meth:`_init_kernel_bank`: that order (attention
+    first) fixes the order in which a seeded model draws its weights. :meth:`_convolve` runs the mixed
+    kernels as one batch-folded grouped convolution.
+    """
+
+    weight: nn.Parameter
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int],
+        padding: int | tuple[int, int],
+        dilation: int | tuple[int, int],
+        groups: int,
+        kernel_num: int,
+        temperature: float,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = pair(kernel_size)
+        self.stride, self.padding, self.dilation = pair(stride), pair(padding), pair(dilation)
+        self.groups, self.kernel_num = groups, kernel_num
+        self.temperature = float(temperature)
+
+    def _init_kernel_bank(self) -> None:
+        """Create and initialise the bank ``weight``; call it after building the attention branch."""
+        self.weight = nn.Parameter(
+            torch.empty(self.kernel_num, self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        )
+        for k in range(self.kernel_num):
+            nn.init.kaiming_normal_(self.weight.data[k], mode="fan_out", nonlinearity="relu")
+
+    def _flat_bank(self) -> Tensor:
+        """The bank as a ``[K, Cout·Cin/g·kh·kw]`` matrix (the right operand of the aggregation ``mm``)."""
+        return self.weight.reshape(self.kernel_num, -1)
+
+    def _convolve(self, x: Tensor, weight: Tensor) -> Tensor:
+        """Convolve every sample of ``x`` with its own kernel; ``weight`` holds ``B·Cout·Cin/g·kh·kw`` values
+        in sample-major order (e.g. ``[B, |W|]``)."""
+        weight = weight.reshape(-1, self.in_channels // self.groups, *self.kernel_size)  # [B·Cout, ...]
+        return batch_folded_conv2d(x, weight, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"groups={self.groups}, kernel_num={self.kernel_num}, temperature={self.temperature}"
+        )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -185,22 +195,15 @@ class ODAttention(nn.Module):
         num_positions = kernel_size[0] * kernel_size[1]
         self.spatial_fc = None if num_positions == 1 else nn.Linear(hidden, num_positions)
         self.kernel_fc = None if kernel_num == 1 else nn.Linear(hidden, kernel_num)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_attention_linears(self)
 
-    def forward(
-        self, x: Tensor, temperature: float
-    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    def forward(self, x: Tensor, temperature: float) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
         """Channel ``[B, Cin]``, filter ``[B, Cout]``, spatial ``[B, kh·kw]`` and kernel ``[B, K]``
         attentions."""
-        h = self.relu(self.bn(self.fc(_global_pool(x))))
+        h = self.relu(self.bn(self.fc(global_pool(x))))
 
         def logits(head: nn.Linear) -> Tensor:
-            z = head(h)
-            return z if temperature == 1.0 else z / temperature  # T = 1 (inference) skips the division
+            return _tempered(head(h), temperature)
 
         channel = torch.sigmoid(logits(self.channel_fc))
         filt = None if self.filter_fc is None else torch.sigmoid(logits(self.filter_fc))
@@ -209,7 +212,7 @@ class ODAttention(nn.Module):
         return channel, filt, spatial, kernel
 
 
-class ODConv2d(nn.Module):
+class ODConv2d(KernelBankConv2d):
     """Omni-dimensional dynamic convolution (ODConv, ICLR 2022, §3).
 
     ``y = (α_f ⊙ conv(x ⊙ α_c, α_s ⊙ Σ_k α_wk W_k))``: the input-channel attention is applied to the input and
@@ -234,24 +237,13 @@ class ODConv2d(nn.Module):
         reduction: float = 0.0625,
         temperature: float = 1.0,
     ) -> None:
-        super().__init__()
         if bias:
             raise ValueError("ODConv2d has no bias (the official layer has none; BN follows every ODConv)")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride, self.padding, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
-        self.groups, self.kernel_num = groups, kernel_num
-        self.temperature = float(
-            temperature
-        )  # official default 1.0 at inference (annealed 30 → 1 in training)
-        self.attention = ODAttention(
-            in_channels, out_channels, self.kernel_size, groups, kernel_num, reduction
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, kernel_num, temperature
         )
-        self.weight = nn.Parameter(
-            torch.empty(kernel_num, out_channels, in_channels // groups, *self.kernel_size)
-        )
-        for k in range(kernel_num):
-            nn.init.kaiming_normal_(self.weight.data[k], mode="fan_out", nonlinearity="relu")
+        self.attention = ODAttention(in_channels, out_channels, self.kernel_size, groups, kernel_num, reduction)
+        self._init_kernel_bank()
 
     @property
     def uses_fast_path(self) -> bool:
@@ -272,7 +264,7 @@ class ODConv2d(nn.Module):
         """General path: per-sample kernel, batch folded into the conv groups (valid for every geometry)."""
         channel, filt, spatial, kernel = self.attention(x, self.temperature)
         batch = x.shape[0]
-        bank = self.weight.reshape(self.kernel_num, -1)  # [K, Cout·Cin/g·kh·kw]
+        bank = self._flat_bank()  # [K, Cout·Cin/g·kh·kw]
         if kernel is not None:
             weight = torch.mm(kernel, bank)  # Σ_k α_wk W_k for every sample: [B, |W|]
         else:
@@ -280,17 +272,8 @@ class ODConv2d(nn.Module):
         if spatial is not None:
             positions = self.kernel_size[0] * self.kernel_size[1]
             weight = weight.reshape(batch, -1, positions) * spatial[:, None, :]
-        weight = weight.reshape(-1, self.in_channels // self.groups, *self.kernel_size)  # [B·Cout, ...]
-        out = batch_folded_conv2d(
-            x * channel[:, :, None, None], weight, self.stride, self.padding, self.dilation, self.groups
-        )
+        out = self._convolve(x * channel[:, :, None, None], weight)
         return out if filt is None else out * filt[:, :, None, None]
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"groups={self.groups}, kernel_num={self.kernel_num}, temperature={self.temperature}"
-        )
 
 
 def od_resnet(
@@ -309,9 +292,7 @@ def od_resnet(
     """
     model = ResNet(block, layers, num_classes=num_classes)
     convs = _resnet_block_convs(model, include_downsample=False)
-    _replace_convs(
-        model, convs, ODConv2d, kernel_num=kernel_num, reduction=reduction, temperature=temperature
-    )
+    _replace_convs(model, convs, ODConv2d, kernel_num=kernel_num, reduction=reduction, temperature=temperature)
     return model
 
 
@@ -327,9 +308,7 @@ def od_mobilenetv2(
     classifier (``Dropout(0.2)`` + ``Linear``) stays static, as in the official model."""
     model = mobilenet_v2(weights=None, width_mult=width_mult, num_classes=num_classes)
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and n != "features.0.0"]
-    _replace_convs(
-        model, convs, ODConv2d, kernel_num=kernel_num, reduction=reduction, temperature=temperature
-    )
+    _replace_convs(model, convs, ODConv2d, kernel_num=kernel_num, reduction=reduction, temperature=temperature)
     return model
 
 
@@ -338,7 +317,7 @@ def od_mobilenetv2(
 # ------------------------------------------------------------------------------------------------------------
 
 
-class DynamicConv2d(nn.Module):
+class DynamicConv2d(KernelBankConv2d):
     """Dynamic convolution (DY-Conv, CVPR 2020, §3).
 
     ``W(x) = Σ_k π_k(x) W_k`` with ``π = softmax(FC(ReLU(FC(GAP(x)))) / τ)``; ``π`` sums to one over the K
@@ -346,10 +325,13 @@ class DynamicConv2d(nn.Module):
 
     Choices the paper leaves open, made here:
       * the squeeze FC has ``C // 4`` hidden units ("the first fully connected layer reduces the dimension by
-        4"), no bias and no BatchNorm (the widely used reference code kaijieshi7/Dynamic-convolution-Pytorch
-        uses ``int(C/4) + 1``; plain ``C // 4`` is what reproduces the 45.47 M quoted for DY-Conv(4×) ResNet18
-        in the ODConv/KW papers, the ``+1`` variant gives 45.475 M);
-      * inference temperature τ = 1 (training anneals 30 → 1; a fresh reference-code model would sit at 34).
+        4"), no bias and no BatchNorm (the widely used reference code kaijieshi7/Dynamic-convolution-Pytorch,
+        ``dynamic_conv.py``, uses ``int(C/4) + 1``; plain ``C // 4`` is what reproduces the 45.47 M quoted for
+        DY-Conv(4×) ResNet18 in KernelWarehouse's Table 1 (Li & Yao, ICML 2024), the ``+1`` variant gives
+        45.475 M);
+      * the attention FCs keep PyTorch's default ``nn.Linear`` initialisation (the paper gives none);
+      * inference temperature τ = 1 (training anneals 30 → 1; the reference code's ``temperature`` attribute
+        starts at 34, so a freshly built reference model would evaluate at τ = 34).
     """
 
     def __init__(
@@ -366,45 +348,29 @@ class DynamicConv2d(nn.Module):
         squeeze_ratio: int = 4,
         temperature: float = 1.0,
     ) -> None:
-        super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride, self.padding, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
-        self.groups, self.kernel_num = groups, kernel_num
-        self.temperature = float(temperature)
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, kernel_num, temperature
+        )
         hidden = max(in_channels // squeeze_ratio, 1)
+        # The paper gives no initialisation for the attention FCs; ours keep PyTorch's nn.Linear default.
         self.fc1 = nn.Linear(in_channels, hidden, bias=False)
         self.relu = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(hidden, kernel_num)
-        self.weight = nn.Parameter(
-            torch.empty(kernel_num, out_channels, in_channels // groups, *self.kernel_size)
-        )
+        self._init_kernel_bank()
         # Per-kernel bias, aggregated with the same attention as the kernels (paper §3); off in ResNets.
         self.bias = nn.Parameter(torch.zeros(kernel_num, out_channels)) if bias else None
-        for k in range(kernel_num):
-            nn.init.kaiming_normal_(self.weight.data[k], mode="fan_out", nonlinearity="relu")
 
     def kernel_attention(self, x: Tensor) -> Tensor:
         """``π`` ``[B, K]``: softmax over the K kernels (rows sum to 1)."""
-        z = self.fc2(self.relu(self.fc1(_global_pool(x))))
-        if self.temperature != 1.0:  # τ = 1 (inference) skips the division
-            z = z / self.temperature
-        return torch.softmax(z, dim=1)
+        z = self.fc2(self.relu(self.fc1(global_pool(x))))
+        return torch.softmax(_tempered(z, self.temperature), dim=1)
 
     def forward(self, x: Tensor) -> Tensor:
         attention = self.kernel_attention(x)
-        weight = torch.mm(attention, self.weight.reshape(self.kernel_num, -1))  # [B, |W|]
-        weight = weight.reshape(-1, self.in_channels // self.groups, *self.kernel_size)  # [B·Cout, ...]
-        out = batch_folded_conv2d(x, weight, self.stride, self.padding, self.dilation, self.groups)
+        out = self._convolve(x, torch.mm(attention, self._flat_bank()))  # Σ_k π_k W_k: [B, |W|]
         if self.bias is not None:
             out = out + torch.mm(attention, self.bias)[:, :, None, None]
         return out
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"groups={self.groups}, kernel_num={self.kernel_num}, temperature={self.temperature}"
-        )
 
 
 def dy_resnet(
@@ -418,8 +384,8 @@ def dy_resnet(
 
     torchvision's ResNet with every conv of the residual stages, **including the 1×1 downsample shortcuts**,
     replaced by :class:`DynamicConv2d`; the 7×7 stem and the ``fc`` stay static. The shortcut choice is not
-    spelled out in the paper; it is the one that reproduces the 45.47 M the ODConv and KW papers quote for
-    DY-Conv(4×) ResNet18 (static shortcuts give 44.93 M).
+    spelled out in the paper; it is the one that reproduces the 45.47 M that KernelWarehouse's Table 1 (Li &
+    Yao, ICML 2024) quotes for DY-Conv(4×) ResNet18 (static shortcuts give 44.93 M).
     """
     model = ResNet(block, layers, num_classes=num_classes)
     convs = _resnet_block_convs(model, include_downsample=True)
@@ -447,7 +413,6 @@ def _register_od_resnet(name: str, block: type[BasicBlock | Bottleneck], layers:
         name,
         family="odconv",
         paper="odconv",
-        static_batch=True,
         description=f"ResNet{depth} + ODConv ({k}×, kernel_num={k}); stem/downsample/fc static; {_OD_SOURCE}",
     )(builder)
 
@@ -464,7 +429,6 @@ def _register_od_mobilenetv2(name: str, k: int) -> None:
         name,
         family="odconv",
         paper="odconv",
-        static_batch=True,
         description=f"MobileNetV2 1.0× + ODConv ({k}×, kernel_num={k}); stem/classifier static; {_OD_SOURCE}",
     )(builder)
 
@@ -485,10 +449,7 @@ for _name, _k in (("mobilenetv2-odconv-1x", 1), ("mobilenetv2-odconv-4x", 4)):
     "resnet18-dyconv-4x",
     family="dyconv",
     paper="dyconv",
-    static_batch=True,
-    description=(
-        "ResNet18 + DY-Conv (K=4, softmax τ=1, squeeze 1/4); stem/fc static; 45.47 M as quoted by ODConv/KW"
-    ),
+    description=("ResNet18 + DY-Conv (K=4, softmax τ=1, squeeze 1/4); stem/fc static; 45.47 M as quoted by ODConv/KW"),
 )
 def resnet18_dyconv_4x(num_classes: int = 1000, temperature: float = 1.0) -> nn.Module:
     """ResNet18 with DY-Conv (K = 4) (Chen et al., CVPR 2020, §3), the 4× baseline of the ODConv and KW

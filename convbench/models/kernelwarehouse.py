@@ -1,11 +1,12 @@
 """KernelWarehouse (KW): dynamic convolution from a warehouse of kernel cells shared across layers.
 
 Li & Yao, "KernelWarehouse: Rethinking the Design of Dynamic Convolution", ICML 2024 (arXiv 2406.07879), §3;
-official code OSVAI/KernelWarehouse (``modules/kernel_warehouse.py`` and ``models/kw_*.py``), reference notes
-``shared/papers/kernelwarehouse.md`` §1. This is an independent re-implementation; names and structure are
-ours.
+official code OSVAI/KernelWarehouse, commit a4ac17d (``modules/kernel_warehouse.py``: ``Attention``,
+``KWconvNd``, ``Warehouse_Manager``; ``models/kw_*.py``; the budget files ``configs/*/kw*.json``). This is an
+independent re-implementation; names and structure are ours.
 
-How a KW layer works (paper §3, notes §0.1):
+How a KW layer works (paper §3; official ``Attention.forward``, ``KWconvNd.forward`` and
+``Warehouse_Manager.store`` / ``allocate``):
 
 1. **Kernel partition.** A conv kernel ``[Cout, Cin/g, kh, kw]`` is cut into ``m`` cells of shape ``[c_out,
    c_in]`` × 1×1 (one spatial position each): ``m = kh·kw · Cout/c_out · (Cin/g)/c_in``. The cell size is the
@@ -25,8 +26,8 @@ How a KW layer works (paper §3, notes §0.1):
 5. **Assembly**: one ``torch.mm`` of the ``[B·m, n]`` attentions with the ``[n, c_out·c_in]`` warehouse gives
    all cells of all samples; permute/reshape gives ``[B·Cout, Cin/g, kh, kw]``.
 6. **Convolution**: one grouped ``F.conv2d`` with the batch folded into the groups
-   (:func:`~convbench.models.dynamic_conv.batch_folded_conv2d`), so the ONNX graph is batch-specific
-   (``static_batch=True``).
+   (:func:`~convbench.models.layers.batch_folded_conv2d`), so the ONNX graph is batch-specific
+   (convbench exports at the batch size being measured).
 
 Inference state: τ = 0 (a trained model; the official τ is a Python attribute defaulting to 0 and annealed 1 →
 0 during training). Builders take ``temperature`` to study other τ; :func:`set_kw_temperature` changes it
@@ -56,7 +57,7 @@ from torchvision.models import mobilenet_v2
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.ops.misc import Permute
 
-from convbench.models.dynamic_conv import batch_folded_conv2d, conv_geometry
+from convbench.models.layers import batch_folded_conv2d, conv_geometry, global_pool, init_attention_linears
 from convbench.models.registry import register_model
 
 __all__ = [
@@ -77,7 +78,7 @@ CAF_EPS = 1e-3  # official Attention.forward: z / (Σ|z| + 1e-3)
 
 @dataclass(frozen=True)
 class WarehouseConfig:
-    """Budget of one warehouse (official ``Warehouse_Manager`` arguments, notes §1.7).
+    """Budget of one warehouse (official ``Warehouse_Manager`` arguments, set per model by ``configs/*/kw*.json``).
 
     ``cell_num_ratio`` is the paper's b: ``n = max(int(b · Σ_l m_l), 1)`` cells. ``cell_in_ratio`` /
     ``cell_out_ratio`` scale the cell channels relative to the gcd of the member layers (< 1 gives smaller
@@ -167,15 +168,11 @@ class KWAttention(nn.Module):
         if self.fc3 is not None and self.end_cell - first_cell != self.num_local:
             raise ValueError("non-local basis needs the layer's own cells to be contiguous and int(b·m) many")
 
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_attention_linears(self)
 
     def logits(self, x: Tensor) -> Tensor:
         """``[B, m·(n+1)]`` raw logits (``m`` groups of ``n`` cells + the zero cell)."""
-        h = self.act(self.norm(self.fc1(x.mean(dim=(2, 3)))))
+        h = self.act(self.norm(self.fc1(global_pool(x))))
         z = self.fc2(h)
         if self.fc3 is None or self.basis_bias is None:
             return z
@@ -372,9 +369,7 @@ class WarehouseManager(nn.Module):
             name = layer.warehouse
             cells = self.cells[name]
             first = next_cell[name]
-            end = layer.bind(
-                *self._geometry[name], cells.shape[0], first, self.config(name), self.attention_norm
-            )
+            end = layer.bind(*self._geometry[name], cells.shape[0], first, self.config(name), self.attention_norm)
             if end > first:
                 # Kaiming-normal (fan_out, ReLU gain) over the slice, fan_out = owned cells · c_out
                 # (official).
@@ -384,9 +379,7 @@ class WarehouseManager(nn.Module):
             next_cell[name] = end
         for name, used in next_cell.items():
             if used != self.cells[name].shape[0]:
-                raise ValueError(
-                    f"warehouse {name!r}: layers own {used} cells of {self.cells[name].shape[0]}"
-                )
+                raise ValueError(f"warehouse {name!r}: layers own {used} cells of {self.cells[name].shape[0]}")
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self.cells.items())
@@ -430,14 +423,15 @@ def kw_resnet(
     num_classes: int = 1000,
     temperature: float = 0.0,
 ) -> ResNet:
-    """KW ResNet following official ``models/kw_resnet.py`` (notes §1.3), on torchvision's ResNet.
+    """KW ResNet following official ``models/kw_resnet.py``, on torchvision's ResNet.
 
     * One warehouse per stage (official ``sharing_range = "layer_conv"``), named ``stage{s}``.
-    * Hand-over: the first block of stage s draws its ``conv1`` and its stride-2 1×1 downsample from the
-      warehouse of stage s-1.
-    * Static: the 7×7 stem, the ``fc``, stride-1 downsamples (ResNet50 ``layer1.0.downsample``) and, in
-      Bottleneck nets, ``layer1.0.conv1`` (its hand-over stage would be -1; BasicBlock nets clamp it to stage
-      0 instead -- both as in the official code).
+    * Hand-over (official ``warehouse_handover``): the first block of stage s draws its ``conv1`` and its
+      stride-2 1×1 downsample from the warehouse of stage s-1.
+    * Static: the 7×7 stem, the ``fc``, stride-1 downsamples (ResNet50 ``layer1.0.downsample``; official
+      ``enabled=(stride != 1)``) and, in Bottleneck nets, ``layer1.0.conv1`` (its hand-over stage would be -1,
+      official ``enabled=(conv1_stage_idx >= 0)``; BasicBlock nets clamp it to stage 0 instead, official
+      ``max(stage_idx - 1, 0)``).
     """
     model = ResNet(block, layers, num_classes=num_classes)
     manager = WarehouseManager(
@@ -548,9 +542,7 @@ def kw_mobilenetv2_half(width_mult: float, num_classes: int = 1000, temperature:
     cells of ``[num_classes, int(0.025·1280)]``; every other warehouse has ``b = 1``.
     """
     half = WarehouseConfig(cell_num_ratio=0.5, cell_in_ratio=0.5, cell_out_ratio=0.5, reduction=0.03125)
-    classifier = WarehouseConfig(
-        cell_num_ratio=0.5, cell_in_ratio=0.025, cell_out_ratio=1.0, reduction=0.03125
-    )
+    classifier = WarehouseConfig(cell_num_ratio=0.5, cell_in_ratio=0.025, cell_out_ratio=1.0, reduction=0.03125)
     return kw_mobilenetv2(
         width_mult,
         WarehouseConfig(reduction=0.03125),
@@ -568,9 +560,7 @@ def kw_mobilenetv2_half(width_mult: float, num_classes: int = 1000, temperature:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def kw_convnext_tiny(
-    cell_num_ratio: float = 1.0, num_classes: int = 1000, temperature: float = 0.0
-) -> nn.Module:
+def kw_convnext_tiny(cell_num_ratio: float = 1.0, num_classes: int = 1000, temperature: float = 0.0) -> nn.Module:
     """KW ConvNeXt-Tiny on torchvision's ConvNeXt-Tiny (official ``KW_ConvNeXt``, config
     ``kw1x_convnext_tiny``).
 
@@ -613,16 +603,15 @@ _R18 = (BasicBlock, [2, 2, 2, 2])
 _R50 = (Bottleneck, [3, 4, 6, 3])
 
 # name -> (backbone, cell_num_ratio, cell in/out ratio, nonlocal_basis_ratio, official config, note)
-_KW_RESNETS: dict[
-    str, tuple[tuple[type[BasicBlock | Bottleneck], list[int]], float, float, float, str, str]
-] = {
+_KW_RESNETS: dict[str, tuple[tuple[type[BasicBlock | Bottleneck], list[int]], float, float, float, str, str]] = {
     "resnet18-kw-0.25x": (
         _R18,
         0.25,
         0.5,
         1.0,
         "kw1d4x_resnet18.json",
-        # Official code builds 4.03 M; the README's 4.08 M is not reproduced by any config (notes §6.1).
+        # Instantiating the official kw_resnet18 with this config gives 4.03 M, not the README's 4.08 M; no
+        # official config gives 4.08 M, and the cause is unknown. We build the config as released.
         "; 4.03 M as the official code builds it (README says 4.08 M)",
     ),
     "resnet18-kw-0.5x": (_R18, 0.5, 0.5, 1.0, "kw1d2x_resnet18.json", ""),
@@ -656,7 +645,6 @@ def _register_kw_resnet(name: str) -> None:
         name,
         family="kernelwarehouse",
         paper="kernelwarehouse",
-        static_batch=True,
         description=f"ResNet{depth} with KernelWarehouse {_budget_label(b)} (official config {config}){note}",
     )(builder)
 
@@ -668,9 +656,7 @@ for _name in _KW_RESNETS:
 def _register_kw_mobilenetv2(name: str, width: float, b: float) -> None:
     label, width_label = _budget_label(b), f"{width:g}×"
     prefix = "kw1d2x" if b == 0.5 else f"kw{b:g}x"
-    config = (
-        f"configs/mobilenetv2_{round(width * 100):03d}/{prefix}_mobilenetv2_{round(width * 100):03d}.json"
-    )
+    config = f"configs/mobilenetv2_{round(width * 100):03d}/{prefix}_mobilenetv2_{round(width * 100):03d}.json"
 
     def builder(num_classes: int = 1000, temperature: float = 0.0) -> nn.Module:
         if b == 0.5:
@@ -692,7 +678,6 @@ def _register_kw_mobilenetv2(name: str, width: float, b: float) -> None:
         name,
         family="kernelwarehouse",
         paper="kernelwarehouse",
-        static_batch=True,
         description=f"MobileNetV2 {width_label} with KernelWarehouse {label} (official {config})",
     )(builder)
 
@@ -706,7 +691,6 @@ for _width, _stem in ((1.0, "mobilenetv2"), (0.5, "mobilenetv2-050")):
     "convnext-tiny-kw-1x",
     family="kernelwarehouse",
     paper="kernelwarehouse",
-    static_batch=True,
     description="ConvNeXt-Tiny with KernelWarehouse 1× (official config kw1x_convnext_tiny.json)",
 )
 def convnext_tiny_kw_1x(num_classes: int = 1000, temperature: float = 0.0) -> nn.Module:

@@ -6,12 +6,15 @@ Shift-Max, Micro-Blocks A/B/C, Fig. 4; Table 1: the architectures) and from a re
 code's configurations (github.com/liyunsheng13/micronet, ``backbone/microconfig.py``, the ``scripts/``
 settings), whose layer widths, groups and activation settings the tables below restate. The structure
 reproduces the official implementation layer for layer (same parameter tensors, same channel
-permutations, same Dynamic Shift-Max semantics), so parameter counts equal the published 1.0 / 1.8 / 2.4 /
-2.6 M. No pretrained weights are available (the official download links are dead); weights are random,
-initialised as the official code does. With those weights and eval-mode BatchNorm (unit running stats) the
-activations shrink layer by layer (logits ~1e-14 for M0/M1, ~1e-22 for M3; no denormals in float32), as in
-torchvision's randomly initialised MobileNetV3 (~1e-9): compare outputs across runtimes with a relative
-tolerance.
+permutations, same Dynamic Shift-Max semantics), so parameter counts equal the 1.0 / 1.8 / 2.4 / 2.6 M of the
+official README. No pretrained weights are available (the official download links are dead, repository
+issue #29); weights are random, initialised as the official code does. ``convbench.models.create_model``
+then calibrates the feature-map BatchNorm statistics on random data
+(``convbench.models.calibration.calibrate_batchnorm``), which keeps the features at a trained network's scale.
+The head's two BatchNorm1d keep unit statistics, and the official N(0, 0.01) init of the linear layers makes
+the logits small: compare outputs across runtimes with a relative tolerance. Built without calibration
+(``micronet()`` directly), eval-mode BatchNorm with unit statistics lets the activations shrink layer by
+layer towards zero.
 
 Where the official code and the paper's formulas differ, the code is followed and a comment says so.
 """
@@ -42,9 +45,7 @@ def conv_bn(
     groups: int = 1,
 ) -> Conv2dNormActivation:
     """Convolution + BatchNorm without activation (torchvision's block)."""
-    return Conv2dNormActivation(
-        in_channels, out_channels, kernel_size, stride, groups=groups, activation_layer=None
-    )
+    return Conv2dNormActivation(in_channels, out_channels, kernel_size, stride, groups=groups, activation_layer=None)
 
 
 class ChannelShuffle(nn.Module):
@@ -119,9 +120,7 @@ class DynamicShiftMax(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.adaptive_avg_pool2d(x, 1).flatten(1)
         y = self.fc2(F.relu(self.fc1(y)))
-        coef = (F.hardsigmoid(y) * (2 * self.act_max) + self.offset).reshape(
-            -1, 2 * self.maxes, self.channels, 1, 1
-        )
+        coef = (F.hardsigmoid(y) * (2 * self.act_max) + self.offset).reshape(-1, 2 * self.maxes, self.channels, 1, 1)
         xs = self.shift(x)
         out = x * coef[:, 0] + xs * coef[:, 1]
         if self.maxes == 2:
@@ -132,9 +131,7 @@ class DynamicShiftMax(nn.Module):
         return f"{self.channels}, groups={self.groups}, K={self.maxes}, squeeze={self.fc1.out_features}"
 
 
-def micro_depthwise(
-    channels: int, kernel_size: int, stride: int, mult: tuple[int, int] = (1, 1)
-) -> nn.Sequential:
+def micro_depthwise(channels: int, kernel_size: int, stride: int, mult: tuple[int, int] = (1, 1)) -> nn.Sequential:
     """Micro-Factorized depthwise convolution: a k×1 then a 1×k depthwise conv, each with BN;
     each may multiply the channels (``mult``), which is how Micro-Block-A expands while filtering."""
     mid = channels * mult[0]
@@ -206,7 +203,9 @@ class MicroNetSpec:
 
 
 # Paper Table 1 / official configs msnx_dy6_exp4_4M_221, msnx_dy6_exp6_6M_221, msnx_dy9_exp6_12M_221,
-# msnx_dy12_exp6_20M_020 and the per-model script settings (notes §B.5-B.6).
+# msnx_dy12_exp6_20M_020 (liyunsheng13/micronet, commit ed89b26, ``backbone/microconfig.py``) and the
+# per-model settings of ``scripts/{eval,train}_micronet_m{0..3}*.sh`` (stem groups, head width, dropout,
+# DSM offsets INIT_A / INIT_B).
 MICRONETS: dict[str, MicroNetSpec] = {
     "m0": MicroNetSpec(
         stem_groups=(2, 2),
@@ -324,9 +323,7 @@ class MicroBlock(nn.Module):
         self.use_shortcut = s.kind != "final" and s.stride == 1 and in_channels == s.out
         reduction = DSM_REDUCTION * s.r
 
-        def dsm(
-            channels: int, groups: int, k: int, red: int = reduction, **init: tuple[float, float]
-        ) -> nn.Module:
+        def dsm(channels: int, groups: int, k: int, red: int = reduction, **init: tuple[float, float]) -> nn.Module:
             return DynamicShiftMax(channels, groups, k, red, **(init or {"init_a": init_a, "init_b": init_b}))
 
         g_exp, shuffle_exp = s.expand_groups
@@ -355,9 +352,7 @@ class MicroBlock(nn.Module):
             layers.append(micro_depthwise(hidden, s.kernel, s.stride))
             # After the depthwise conv the code shifts within groups of ``shuffle_exp`` channels, i.e.
             # hidden / shuffle_exp groups.
-            layers.append(
-                dsm(hidden, hidden // shuffle_exp if shuffle_exp != 1 else 1, y2) if y2 else nn.ReLU6()
-            )
+            layers.append(dsm(hidden, hidden // shuffle_exp if shuffle_exp != 1 else 1, y2) if y2 else nn.ReLU6())
             if y1 and y2:
                 layers.append(ChannelShuffle(hidden, [hidden // 4]))
             elif y1 or y2:
@@ -448,7 +443,7 @@ def _register(variant: str) -> None:
         f"MicroNet-{variant.upper()} (~{spec.madds} MAdds; Li et al., ICCV 2021, Table 1), "
         "structure as the official code; random weights."
     )
-    register_model(f"micronet-{variant}", family="micronet", paper="micronet")(builder)
+    register_model(f"micronet-{variant}", family="micronet", paper="micronet", paper_convention="micronet")(builder)
 
 
 for _variant in MICRONETS:

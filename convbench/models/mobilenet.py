@@ -14,7 +14,7 @@ def _register_v2(name: str, width: float) -> None:
         return mobilenet_v2(weights=None, width_mult=width, num_classes=num_classes)
 
     builder.__doc__ = f"torchvision MobileNetV2, width {width}×."
-    register_model(name, family="mobilenetv2", paper="torchvision")(builder)
+    register_model(name, family="mobilenetv2", paper="torchvision", paper_convention="mac+")(builder)
 
 
 def _register_v3_small(name: str, width: float) -> None:
@@ -22,7 +22,7 @@ def _register_v3_small(name: str, width: float) -> None:
         return mobilenet_v3_small(weights=None, width_mult=width, num_classes=num_classes)
 
     builder.__doc__ = f"torchvision MobileNetV3-Small, width {width}× (MicroNet's baseline)."
-    register_model(name, family="mobilenetv3", paper="torchvision")(builder)
+    register_model(name, family="mobilenetv3", paper="torchvision", paper_convention="micronet")(builder)
 
 
 _register_v2("mobilenetv2", 1.0)

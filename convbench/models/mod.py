@@ -8,10 +8,13 @@ shrunk copy of the architecture's own block and adds the result onto a fixed slo
     y      = block_k(x[:, idx]) * v                      the block shrunk to k channels, scaled by the scores
     out    = x;  out[:, :k] += y                         fusion onto the first k channels, nothing after it
 
-Architectures (paper Appendix A, notes §3): in every stage the first block is standard and every second
-block (0-indexed odd) is a MoD block, so MoD blocks never carry a stride or a downsample. c = 64 for ResNet
-and VGG, c = 16 for MobileNetV2. The selector has no biases: only then do the paper's parameter counts
-come out exactly (notes §2.3).
+Architectures (paper §3; stage lists in Appendix A.2 Table 5 for ResNet and A.3 Table 6 for MobileNetV2; VGG
+in Table 9): in every stage the first block is standard and every second block (0-indexed odd) is a MoD
+block, so MoD blocks never carry a stride or a downsample. c = 64 for ResNet and VGG, c = 16 for MobileNetV2
+(§3). The paper does not say whether the selector's FCs have biases; ours have none, because only then do
+the parameter counts it prints come out exactly (with biases ResNet34-MoD of Table 7 and ResNet75/86-MoD of
+Table 1 come out 0.01 M too high). The paper calls the selector SE-like without naming the activation
+between its FCs; ours is ReLU, as in Squeeze-and-Excitation.
 
 Choices the paper leaves open, made here and selectable per model (builder keyword arguments):
 
@@ -23,8 +26,8 @@ Choices the paper leaves open, made here and selectable per model (builder keywo
   ``"score"`` (``torch.topk``'s descending-score order, which is what ``topk`` returns); ``"channel"``
   sorts the selected indices so channels keep their original order.
 - ``fuse_to``: ``"first"`` (the paper's default) or ``"last"`` (the "-lk" variant of Table 8).
-- ``selection``: ``"learned"`` (the selector above) or ``"random"`` (the paper's "MoD50 rand." control:
-  uniform random scores, so random channels with random scales and no selector parameters).
+- ``selection``: ``"learned"`` (the selector above) or ``"random"`` (the paper's "MoD50 rand." control of
+  Table 1: uniformly random channels with random scales and no selector parameters; see ``RandomSelector``).
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from convbench.errors import UserInputError
+from convbench.models.layers import CIFAR_INPUT
 from convbench.models.registry import register_model
-from convbench.models.resnet import CIFAR_INPUT, build_resnet
+from convbench.models.resnet import build_resnet
 from convbench.models.vgg import VGG_STAGES, CifarVGG, conv_bn_relu
 
 Shortcut = Literal["block", "branch"]
@@ -76,6 +80,13 @@ class ChannelSelector(nn.Module):
     the sigmoid to the k it keeps: the same channels and scores (the sigmoid is monotonic), but in float32
     the sigmoid saturates to exactly 1.0 for logits above ~17, which deep networks reach, and top-k among
     exact ties is arbitrary: PyTorch and ONNX Runtime could then pick different channels.
+
+    Exact ties among the logits themselves happen too with random weights: where C/16 rounds to a single hidden
+    unit (MobileNetV2's 16- and 24-channel stages), its ReLU is zero for about half the inputs and every logit
+    is then exactly 0. The paper is silent on ties (a trained selector does not produce them); we add a fixed
+    ramp of at most 1e-6 (``tie_break``: lower channel index first, like a stable sort) so that every runtime
+    resolves them alike. It changes which channels are chosen only among logits closer than 1e-6, whose order
+    float32 rounding decides anyway, and it is a buffer: parameters and checkpoints are unchanged.
     """
 
     def __init__(self, channels: int, reduction: int = SELECTOR_REDUCTION) -> None:
@@ -83,9 +94,10 @@ class ChannelSelector(nn.Module):
         hidden = max(channels // reduction, 1)
         self.fc1 = nn.Linear(channels, hidden, bias=False)
         self.fc2 = nn.Linear(hidden, channels, bias=False)
+        self.register_buffer("tie_break", -1e-6 * torch.arange(channels) / channels, persistent=False)
 
     def forward(self, x: torch.Tensor, pool: Pooling = "adaptive") -> torch.Tensor:
-        return self.fc2(F.relu(self.fc1(global_avg_pool(x, pool))))
+        return self.fc2(F.relu(self.fc1(global_avg_pool(x, pool)))) + self.tie_break
 
 
 class RandomSelector(nn.Module):
@@ -266,14 +278,14 @@ def nchwc_embed(block: MoDBlock, x: torch.Tensor) -> torch.Tensor:
     -> Gather -> shrunk block -> Mul -> Conv(k -> C, one-hot) + Add. ONNX Runtime runs AveragePool on the
     blocked layout straight from the producing convolution. It does not pay: the full-size ReorderOutput
     feeding the Gather is needed anyway, a ReduceMean on its NCHW copy costs about as much as the
-    AveragePool, and the pooled vector needs two more small nodes. Measured about 1% slower than
-    ``index_embed`` (see ``DEFAULT_MOD_IMPL``); kept as the measured alternative.
+    AveragePool, and the pooled vector needs two more small nodes. Slightly slower than ``index_embed`` in
+    benchmarks/mod_speedup.py's measurements (see ``DEFAULT_MOD_IMPL``); kept as the measured alternative.
     """
     return _gather_embed(block, x, "window")
 
 
 # Implementations of the block's forward pass: numerically equivalent on the same weights, different graphs.
-# Chosen per model with the builder argument ``impl`` (``convbench ... --mod-impl NAME``).
+# Chosen per model with the builder argument ``impl`` (``convbench ... --model-arg impl=NAME``).
 MOD_IMPLS: dict[str, Callable[[MoDBlock, torch.Tensor], torch.Tensor]] = {
     "gather-concat": gather_concat,
     "index-pad": index_pad,
@@ -281,23 +293,20 @@ MOD_IMPLS: dict[str, Callable[[MoDBlock, torch.Tensor], torch.Tensor]] = {
     "index-embed": index_embed,
     "nchwc-embed": nchwc_embed,
 }
-# The default is the fastest on ONNX Runtime CPU by benchmarks/mod_speedup.py (1 thread, batch 1, 224², AMD EPYC
-# 2-core VM with AVX-512, ORT 1.32, torch 2.15; median latency, all models and implementations interleaved,
-# realised / theoretical speed-up over ResNet50, theoretical = fvcore MAC ratio of the architecture):
-#                   R50-MoD  R75-MoD  R86-MoD    (run 1: 80 runs each | run 2: 120 runs each)
-#   gather-concat   0.919    0.923    0.933    | 0.920  0.933  0.947
-#   index-pad       0.923    0.943    0.945    | 0.939  0.965  0.953
-#   onehot-bmm      0.917    0.914    0.910    | 0.897  0.909  0.910
-#   index-embed     0.960    0.965    0.964    | 0.957  0.972  0.970   (50.5 / 67.3 / 75.9 ms vs 77.3 ms R50)
-#   nchwc-embed     0.953    0.944    0.948    | 0.956  0.968  0.969
-#   run 3, after the final selector (top-k on logits) and BatchNorm calibration, committed results/mod_speedup.csv:
-#   gather-concat 0.912 0.925 0.926 | index-embed 0.935 0.943 0.948 | nchwc-embed 0.950 0.954 0.951
-# index-embed leads in run 1, ties nchwc-embed in run 2 and trails it by 1-2 points in run 3: the two "-embed"
-# graphs are equal within this shared machine's noise. In PyTorch eager the differences are within noise.
+# The default is the implementation that realises the most of the MAC saving on ONNX Runtime's CPU provider, as
+# measured by benchmarks/mod_speedup.py (results/mod_speedup.csv and the README): its fusion written as a
+# one-hot 1×1 convolution keeps the blocked NCHWc layout that the gather/concat formulation breaks.
 DEFAULT_MOD_IMPL = "index-embed"
 # MACs are counted in the paper's formulation, whatever implementation runs: the implementations differ in the
 # graph, not in the model's arithmetic (index-embed's one-hot 1×1 convolution only copies values).
 COUNTING_IMPL = "gather-concat"
+# What CNN-MoD declares to the generic layers: count in the paper's formulation, record the implementation in
+# every row, and count MACs the way the paper's GMAC columns read (activations and max-pooling included).
+MOD_REGISTRATION = {
+    "counting_args": {"impl": COUNTING_IMPL},
+    "recorded_args": {"impl": DEFAULT_MOD_IMPL},
+    "paper_convention": "mac+",
+}
 
 
 def check_impl(impl: str) -> None:
@@ -310,17 +319,13 @@ def mod_k(channels: int, capacity: int) -> int:
     return max(channels // capacity, 1)
 
 
-def _mod_every_second(
-    stage: nn.Sequential, make_mod: Callable[[nn.Module, int], nn.Module]
-) -> None:
+def _mod_every_second(stage: nn.Sequential, make_mod: Callable[[nn.Module, int], nn.Module]) -> None:
     """Replace the 0-indexed odd blocks of ``stage`` in place."""
     for i in range(1, len(stage), 2):
         stage[i] = make_mod(stage[i], i)
 
 
-def _resnet_inner(
-    block_type: type[BasicBlock | Bottleneck], k: int, shortcut: Shortcut
-) -> nn.Module:
+def _resnet_inner(block_type: type[BasicBlock | Bottleneck], k: int, shortcut: Shortcut) -> nn.Module:
     # Bottleneck k -> k/4 -> k (torchvision's planes = k/4 with expansion 4); BasicBlock k -> k -> k.
     planes = k // Bottleneck.expansion if block_type is Bottleneck else k
     block = block_type(k, planes)
@@ -361,10 +366,22 @@ def _block_out_channels(block: nn.Module) -> int:
 
 # Stage settings (t, c, n, s) of MobileNetV2 and of the paper's wider MoD-L (Table 6).
 MOBILENETV2_SETTING = [
-    [1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1],
+    [1, 16, 1, 1],
+    [6, 24, 2, 2],
+    [6, 32, 3, 2],
+    [6, 64, 4, 2],
+    [6, 96, 3, 1],
+    [6, 160, 3, 2],
+    [6, 320, 1, 1],
 ]
 MOBILENETV2_L_SETTING = [
-    [1, 16, 1, 1], [6, 32, 2, 2], [6, 64, 3, 2], [6, 96, 4, 2], [6, 128, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1],
+    [1, 16, 1, 1],
+    [6, 32, 2, 2],
+    [6, 64, 3, 2],
+    [6, 96, 4, 2],
+    [6, 128, 3, 1],
+    [6, 160, 3, 2],
+    [6, 320, 1, 1],
 ]
 
 
@@ -422,7 +439,7 @@ def mod_vgg(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Registered models. Stage lists come from the paper's Table 5 (notes §3.1), not from the names: the
+# Registered models. Stage lists come from the paper's Table 5 (Appendix A.2), not from the names: the
 # names do not follow the usual depth formula (ResNet75-MoD is [3, 4, 14, 3]).
 
 RESNET_MOD_STAGES: dict[str, tuple[type[BasicBlock | Bottleneck], list[int]]] = {
@@ -454,8 +471,16 @@ def _register_resnet_mod(
         impl: str = DEFAULT_MOD_IMPL,
     ) -> nn.Module:
         return mod_resnet(
-            block_type, layers, num_classes=num_classes, cifar=cifar_classes is not None, capacity=capacity,
-            shortcut=shortcut, order=order, fuse_to=fuse_to, selection=selection, impl=impl,
+            block_type,
+            layers,
+            num_classes=num_classes,
+            cifar=cifar_classes is not None,
+            capacity=capacity,
+            shortcut=shortcut,
+            order=order,
+            fuse_to=fuse_to,
+            selection=selection,
+            impl=impl,
         )
 
     what = {"first": "", "last": ", fused onto the last k channels (Table 8)"}[fuse_to]
@@ -471,6 +496,7 @@ def _register_resnet_mod(
         input_size=CIFAR_INPUT if cifar_classes else (3, 224, 224),
         num_classes=default_classes,
         stochastic=selection == "random",
+        **MOD_REGISTRATION,
     )(builder)
 
 
@@ -486,7 +512,10 @@ for _name in ("resnet18-mod", "resnet34-mod", "resnet50-mod"):
 
 def _register_mobilenet_mod(name: str, setting: list[list[int]], doc: str) -> None:
     def builder(
-        num_classes: int = 1000, shortcut: Shortcut = "block", order: Order = "score", fuse_to: FuseTo = "first",
+        num_classes: int = 1000,
+        shortcut: Shortcut = "block",
+        order: Order = "score",
+        fuse_to: FuseTo = "first",
         impl: str = DEFAULT_MOD_IMPL,
     ) -> nn.Module:
         return mod_mobilenetv2(
@@ -494,7 +523,7 @@ def _register_mobilenet_mod(name: str, setting: list[list[int]], doc: str) -> No
         )
 
     builder.__doc__ = doc
-    register_model(name, family="mod", paper="cnn-mod")(builder)
+    register_model(name, family="mod", paper="cnn-mod", **MOD_REGISTRATION)(builder)
 
 
 _register_mobilenet_mod("mobilenetv2-mod", MOBILENETV2_SETTING, "CNN-MoD MobileNetV2, c = 16 (Table 2, Table 6).")
@@ -505,7 +534,9 @@ _register_mobilenet_mod(
 
 def _register_vgg_mod(depth: int, num_classes: int) -> None:
     def builder(
-        num_classes: int = num_classes, order: Order = "score", fuse_to: FuseTo = "first",
+        num_classes: int = num_classes,
+        order: Order = "score",
+        fuse_to: FuseTo = "first",
         impl: str = DEFAULT_MOD_IMPL,
     ) -> nn.Module:
         return mod_vgg(depth, num_classes=num_classes, order=order, fuse_to=fuse_to, impl=impl)
@@ -517,6 +548,7 @@ def _register_vgg_mod(depth: int, num_classes: int) -> None:
         paper="cnn-mod",
         input_size=CIFAR_INPUT,
         num_classes=num_classes,
+        **MOD_REGISTRATION,
     )(builder)
 
 

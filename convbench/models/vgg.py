@@ -1,9 +1,10 @@
 """VGG-BN for CIFAR (Simonyan & Zisserman, ICLR 2015), the baseline of CNN-MoD's Table 9.
 
-The paper does not print the architecture; its parameter counts (15.25 M for VGG16-BN on CIFAR-10) imply
-the common CIFAR recipe: the VGG conv stages with BatchNorm, global 1×1 features after five max-pools at
-32×32 input, and a 512 -> 512 -> 512 -> classes classifier (notes §2.3). Dropout in the classifier follows
-that recipe; it is the identity at inference.
+The paper does not print the architecture; its Table 9 parameter counts (15.25 M for VGG16-BN and 20.57 M
+for VGG19-BN on CIFAR-10) imply the common CIFAR recipe: the VGG conv stages with BatchNorm, global 1×1
+features after five max-pools at 32×32 input, and a 512 -> 512 -> 512 -> classes classifier (this classifier
+width is the one that reproduces both counts). Dropout in the classifier follows that recipe; it is the
+identity at inference.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from convbench.models.layers import CIFAR_INPUT
 from convbench.models.registry import register_model
-
-CIFAR_INPUT = (3, 32, 32)
 
 # Output channels of the convolutions in each of the five stages; every stage ends with a 2×2 max-pool.
 VGG_STAGES: dict[int, list[list[int]]] = {
@@ -74,6 +74,7 @@ def _register(depth: int, num_classes: int) -> None:
         f"vgg{depth}-bn-cifar{num_classes}",
         family="vgg",
         paper="cnn-mod",
+        paper_convention="mac+",
         input_size=CIFAR_INPUT,
         num_classes=num_classes,
     )(builder)

@@ -37,8 +37,7 @@ PAPERS: dict[str, Paper] = {
         Paper(
             "kernelwarehouse",
             "KernelWarehouse: Rethinking the Design of Dynamic Convolution",
-            "Li & Yao. KernelWarehouse: Rethinking the Design of Dynamic Convolution. ICML 2024. "
-            "arXiv:2406.07879",
+            "Li & Yao. KernelWarehouse: Rethinking the Design of Dynamic Convolution. ICML 2024. arXiv:2406.07879",
             "https://arxiv.org/abs/2406.07879",
         ),
         Paper(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -35,8 +36,24 @@ from convbench.errors import ConvbenchError, UserInputError
 from convbench.papers import PAPERS
 
 COLUMNS = (
-    "model", "method", "dataset", "top1", "top1_std", "top5", "params_m", "macs", "macs_unit",
-    "cpu_ms", "gpu_ms", "speedup_cpu", "speedup_gpu", "baseline", "paper", "table", "source", "note",
+    "model",
+    "method",
+    "dataset",
+    "top1",
+    "top1_std",
+    "top5",
+    "params_m",
+    "macs",
+    "macs_unit",
+    "cpu_ms",
+    "gpu_ms",
+    "speedup_cpu",
+    "speedup_gpu",
+    "baseline",
+    "paper",
+    "table",
+    "source",
+    "note",
 )
 NUMERIC = ("top1", "top1_std", "top5", "params_m", "macs", "cpu_ms", "gpu_ms", "speedup_cpu", "speedup_gpu")
 REQUIRED_METADATA = ("key", "paper", "title", "source", "units", "counting")
@@ -151,8 +168,10 @@ def list_tables() -> list[str]:
     return sorted(p.stem for p in data_dir().glob("*.csv"))
 
 
+@functools.cache
 def load_table(key: str) -> PublishedTable:
-    """The packaged table ``key``; an unknown key is a UserInputError that suggests the closest keys."""
+    """The packaged table ``key`` (parsed once per process); an unknown key is a UserInputError that suggests
+    the closest keys."""
     keys = list_tables()
     if key not in keys:
         close = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
@@ -213,12 +232,17 @@ def parse_table(text: str, origin: str, expected_key: str | None = None) -> Publ
     if tuple(header) != COLUMNS:
         absent = [c for c in COLUMNS if c not in header]
         unknown = [c for c in header if c not in COLUMNS]
-        detail = "; ".join(
-            part for part in (
-                f"missing column(s) {', '.join(absent)}" if absent else "",
-                f"unknown column(s) {', '.join(unknown)}" if unknown else "",
-            ) if part
-        ) or "columns out of order"
+        detail = (
+            "; ".join(
+                part
+                for part in (
+                    f"missing column(s) {', '.join(absent)}" if absent else "",
+                    f"unknown column(s) {', '.join(unknown)}" if unknown else "",
+                )
+                if part
+            )
+            or "columns out of order"
+        )
         raise fail(f"header must be {','.join(COLUMNS)} ({detail})", first_data + 1)
 
     rows: list[PublishedRow] = []
@@ -228,8 +252,7 @@ def parse_table(text: str, origin: str, expected_key: str | None = None) -> Publ
         if not values or all(not v.strip() for v in values):
             continue
         if len(values) != len(COLUMNS):
-            raise fail(f"expected {len(COLUMNS)} fields, got {len(values)} (a comma inside a value needs quotes)",
-                       line)
+            raise fail(f"expected {len(COLUMNS)} fields, got {len(values)} (a comma inside a value needs quotes)", line)
         cells = {c: v.strip() for c, v in zip(COLUMNS, values, strict=True)}
         rows.append(_parse_row(cells, line, fail, seen))
     if not rows:
@@ -247,8 +270,15 @@ def parse_table(text: str, origin: str, expected_key: str | None = None) -> Publ
             raise fail(f"row {r.method!r} is a baseline, so its own baseline must be {r.model!r}")
     notes = {k: v for k, v in metadata.items() if k not in REQUIRED_METADATA}
     return PublishedTable(
-        key=key, paper=metadata["paper"], title=metadata["title"], source=metadata["source"],
-        units=metadata["units"], counting=metadata["counting"], rows=tuple(rows), notes=notes, path=origin,
+        key=key,
+        paper=metadata["paper"],
+        title=metadata["title"],
+        source=metadata["source"],
+        units=metadata["units"],
+        counting=metadata["counting"],
+        rows=tuple(rows),
+        notes=notes,
+        path=origin,
     )
 
 
@@ -311,12 +341,26 @@ def _parse_row(cells: dict[str, str], line: int, fail: Any, seen: set[str]) -> P
     decimals = len(params_raw.partition(".")[2]) if params_raw else None
     macs_decimals = len(cells["macs"].partition(".")[2]) if cells["macs"] else None
     return PublishedRow(
-        method=cells["method"], model=model, dataset=dataset, top1=numbers["top1"], top1_std=numbers["top1_std"],
-        top5=numbers["top5"], params_m=numbers["params_m"], params_decimals=decimals, macs=numbers["macs"],
-        macs_unit=unit, macs_decimals=macs_decimals, cpu_ms=numbers["cpu_ms"], gpu_ms=numbers["gpu_ms"],
+        method=cells["method"],
+        model=model,
+        dataset=dataset,
+        top1=numbers["top1"],
+        top1_std=numbers["top1_std"],
+        top5=numbers["top5"],
+        params_m=numbers["params_m"],
+        params_decimals=decimals,
+        macs=numbers["macs"],
+        macs_unit=unit,
+        macs_decimals=macs_decimals,
+        cpu_ms=numbers["cpu_ms"],
+        gpu_ms=numbers["gpu_ms"],
         speedup_cpu=numbers["speedup_cpu"],
-        speedup_gpu=numbers["speedup_gpu"], baseline=baseline, paper=cells["paper"], table=cells["table"],
-        source=cells["source"], note=cells["note"],
+        speedup_gpu=numbers["speedup_gpu"],
+        baseline=baseline,
+        paper=cells["paper"],
+        table=cells["table"],
+        source=cells["source"],
+        note=cells["note"],
     )
 
 

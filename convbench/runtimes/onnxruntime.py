@@ -1,4 +1,5 @@
-"""ONNX Runtime on the CPU: the model is exported (cached, verified) and run with a fixed thread budget."""
+"""ONNX Runtime on the CPU: the model is exported (cached, verified), or an ONNX file is loaded as given, and
+run with a fixed thread budget and the session options that change CPU latency, each recorded in the row."""
 
 from __future__ import annotations
 
@@ -6,47 +7,98 @@ import json
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
-import onnxruntime as ort
+from typing import TYPE_CHECKING, Any
 
 from convbench.errors import UserInputError
-from convbench.export import ExportResult, export_onnx
-from convbench.runtimes.base import PreparedModel, Runtime, RuntimeOptions
+from convbench.options import one_of, option
+from convbench.runtimes.base import PreparedModel, RunSettings, Runtime, SetupPhases, register_runtime
 
-# ORT's default; recorded so every row says what ran.
-SPINNING = "1"
+if TYPE_CHECKING:
+    import numpy as np
+    import onnxruntime as ort
+
+    from convbench.export import ExportResult
+    from convbench.models.spec import ResolvedModel
+
+OPTIMIZATION_LEVELS = {
+    "all": "ORT_ENABLE_ALL",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "basic": "ORT_ENABLE_BASIC",
+    "disabled": "ORT_DISABLE_ALL",
+}
 
 
-def _session_options(threads: int) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+@dataclass(frozen=True)
+class OnnxRuntimeOptions:
+    """ONNX Runtime session options that change CPU latency (all recorded in every row)."""
+
+    ort_optimization: str = option(
+        "all",
+        "ONNX Runtime graph optimisation level: all, extended, basic or disabled (onnxruntime).",
+        check=one_of(OPTIMIZATION_LEVELS),
+    )
+    ort_spinning: bool = option(
+        True,
+        "Let ONNX Runtime's idle worker threads spin instead of sleeping (onnxruntime).",
+        flags=("--ort-spinning/--no-ort-spinning",),
+    )
+    ort_arena: bool = option(
+        True,
+        "ONNX Runtime's CPU memory arena: keeps memory between runs (onnxruntime).",
+        flags=("--ort-arena/--no-ort-arena",),
+    )
+    ort_parallel: bool = option(
+        False,
+        "Run independent graph branches in parallel (ORT_PARALLEL; onnxruntime).",
+    )
+
+
+def session_options(threads: int, options: OnnxRuntimeOptions | None = None) -> ort.SessionOptions:
+    import onnxruntime as ort
+
+    options = options or OnnxRuntimeOptions()
+    session = ort.SessionOptions()
+    session.intra_op_num_threads = threads
     # Inter-op parallelism only matters for ORT_PARALLEL; sequential execution keeps one thread budget.
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", SPINNING)
-    return options
+    session.inter_op_num_threads = threads if options.ort_parallel else 1
+    mode = ort.ExecutionMode.ORT_PARALLEL if options.ort_parallel else ort.ExecutionMode.ORT_SEQUENTIAL
+    session.execution_mode = mode
+    level = OPTIMIZATION_LEVELS[options.ort_optimization]
+    session.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    session.enable_cpu_mem_arena = options.ort_arena
+    session.log_severity_level = 3
+    session.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.ort_spinning else "0")
+    return session
 
 
-def _random_feeds(session: ort.InferenceSession, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+def random_feeds(session: ort.InferenceSession, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    import numpy as np
+
     rng = np.random.default_rng(0)
     return {session.get_inputs()[0].name: rng.standard_normal(shape, np.float32)}
 
 
 class OnnxRuntimeModel(PreparedModel):
-    def __init__(self, exported: ExportResult, threads: int) -> None:
+    def __init__(
+        self,
+        exported: ExportResult,
+        threads: int,
+        options: OnnxRuntimeOptions | None = None,
+        phases: SetupPhases | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
         self.exported = exported
         self.threads = threads
-        start = time.perf_counter()
-        self.session = ort.InferenceSession(
-            str(exported.path), _session_options(threads), providers=["CPUExecutionProvider"]
-        )
-        self.setup_seconds = time.perf_counter() - start
-        self.feeds = _random_feeds(self.session, exported.input_shape)
+        self.options = options or OnnxRuntimeOptions()
+        self.phases = phases or SetupPhases()
+        with self.phases.phase("session"):
+            self.session = ort.InferenceSession(
+                str(exported.path), session_options(threads, self.options), providers=["CPUExecutionProvider"]
+            )
+        self.feeds = random_feeds(self.session, exported.input_shape)
         self.run = self.session.run
 
     def timed_run(self) -> float:
@@ -58,25 +110,41 @@ class OnnxRuntimeModel(PreparedModel):
     def settings(self) -> dict[str, object]:
         return {
             "intra_op_threads": self.threads,
-            "inter_op_threads": 1,
-            "ort_spinning": SPINNING,
-            "ort_optimization": "ORT_ENABLE_ALL",
+            "inter_op_threads": self.threads if self.options.ort_parallel else 1,
+            **asdict(self.options),
             "exporter": self.exported.exporter,
             "opset": self.exported.opset,
             "onnx_max_abs_diff": self.exported.max_abs_diff,
+            "onnx_file_mb": self.exported.path.stat().st_size / 2**20,
         }
 
+    def close(self) -> None:
+        self.session = None
+        self.run = None
 
+
+@register_runtime
 class OnnxRuntimeCPU(Runtime):
     name = "onnxruntime"
     devices = ("cpu",)
+    description = "ONNX Runtime, CPU execution provider, from the verified ONNX export"
+    options_type = OnnxRuntimeOptions
+    requires = ("onnxruntime",)
+    install_hint = "pip install onnxruntime"
+    runs_onnx = True
 
-    def prepare(self, model: str, options: RuntimeOptions) -> PreparedModel:
-        exported = export_onnx(
-            model, batch_size=options.batch_size, resolution=options.resolution, exporter=options.exporter,
-            **options.overrides,
-        )
-        return OnnxRuntimeModel(exported, options.threads)
+    def prefetch(self, model: ResolvedModel, settings: RunSettings) -> None:
+        from convbench.export import export_for_runtime
+
+        export_for_runtime(model, settings)
+
+    def prepare(self, model: ResolvedModel, settings: RunSettings, options: Any) -> PreparedModel:
+        from convbench.export import export_for_runtime
+
+        phases = SetupPhases()
+        with phases.phase("export"):
+            exported = export_for_runtime(model, settings)
+        return OnnxRuntimeModel(exported, settings.threads, options, phases)
 
 
 @dataclass(frozen=True)
@@ -95,14 +163,16 @@ def operator_profile(exported: ExportResult, threads: int, runs: int = 20) -> li
     Layout conversions the CPU provider inserts (ReorderInput / ReorderOutput) show up as operators, so
     the table says where a model's time goes beyond its convolutions.
     """
+    import onnxruntime as ort
+
     if runs < 1:
         raise UserInputError(f"profiling needs at least one run, got {runs}")
     with tempfile.TemporaryDirectory(prefix="convbench-ortprof-") as tmp:
-        options = _session_options(threads)
+        options = session_options(threads)
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(tmp) / "profile")
         session = ort.InferenceSession(str(exported.path), options, providers=["CPUExecutionProvider"])
-        feeds = _random_feeds(session, exported.input_shape)
+        feeds = random_feeds(session, exported.input_shape)
         session.run(None, feeds)  # the first run allocates; keep it out of the profile's average
         for _ in range(runs):
             session.run(None, feeds)

@@ -3,43 +3,65 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from convbench.options import option
+from convbench.runtimes.base import PreparedModel, RunSettings, Runtime, SetupPhases, register_runtime
 
-from convbench.errors import UserInputError
-from convbench.models.registry import DEFAULT_SEED, create_model, get_entry
-from convbench.runtimes.base import PreparedModel, Runtime, RuntimeOptions
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from convbench.models.spec import ResolvedModel
 
 
-def build_module_and_input(model: str, options: RuntimeOptions) -> tuple[nn.Module, torch.Tensor, float]:
-    """The model (eval mode, seeded) and a seeded random input batch; also the seconds building took."""
-    entry = get_entry(model)
-    channels, height, width = entry.input_size
-    if options.resolution is not None:
-        height = width = options.resolution
-    start = time.perf_counter()
-    module = create_model(model, **options.overrides)
-    seconds = time.perf_counter() - start
-    generator = torch.Generator().manual_seed(DEFAULT_SEED)
-    x = torch.randn(options.batch_size, channels, height, width, generator=generator)
-    if options.channels_last:
-        module = module.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    return module, x, seconds
+@dataclass(frozen=True)
+class TorchOptions:
+    """Options of every PyTorch runtime."""
+
+    channels_last: bool = option(False, "channels-last memory format (torch).")
+    compile: bool = option(False, "torch.compile the model (torch).")
+
+
+def seeded_input(shape: tuple[int, ...]) -> torch.Tensor:
+    import torch
+
+    from convbench.models.registry import DEFAULT_SEED
+
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(DEFAULT_SEED))
+
+
+def build_module_and_input(
+    model: ResolvedModel, settings: RunSettings, phases: SetupPhases, channels_last: bool = False
+) -> tuple[nn.Module, torch.Tensor]:
+    """The model (eval mode, seeded, calibrated) and a seeded random input batch, timed as the "build" phase."""
+    import torch
+
+    with phases.phase("build"):
+        module = model.build()
+        x = seeded_input(settings.input_shape)
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+    return module, x
 
 
 class TorchCPUModel(PreparedModel):
-    def __init__(self, model: str, options: RuntimeOptions) -> None:
-        if options.precision != "fp32":
-            raise UserInputError(f"--precision {options.precision} is for --device cuda; the CPU runs fp32")
+    def __init__(self, model: ResolvedModel, settings: RunSettings, options: TorchOptions) -> None:
+        import torch
+
         self.options = options
-        torch.set_num_threads(options.threads)
-        self.module, self.input, self.setup_seconds = build_module_and_input(model, options)
+        torch.set_num_threads(settings.threads)
+        self.phases = SetupPhases()
+        self.module, self.input = build_module_and_input(model, settings, self.phases, options.channels_last)
         if options.compile:
-            self.module = torch.compile(self.module)
+            with self.phases.phase("compile"):  # lazy: most of the work happens in the first run
+                self.module = torch.compile(self.module)
 
     def timed_run(self) -> float:
+        import torch
+
         module, x = self.module, self.input
         with torch.inference_mode():
             start = time.perf_counter()
@@ -47,6 +69,8 @@ class TorchCPUModel(PreparedModel):
             return time.perf_counter() - start
 
     def settings(self) -> dict[str, object]:
+        import torch
+
         return {
             "intra_op_threads": torch.get_num_threads(),
             "inter_op_threads": torch.get_num_interop_threads(),
@@ -55,10 +79,18 @@ class TorchCPUModel(PreparedModel):
             "compile": self.options.compile,
         }
 
+    def close(self) -> None:
+        self.module = self.input = None
 
+
+@register_runtime
 class TorchCPU(Runtime):
     name = "torch"
     devices = ("cpu",)
+    description = "PyTorch eager (or torch.compile) on the CPU"
+    options_type = TorchOptions
+    requires = ("torch",)
+    install_hint = "pip install torch"
 
-    def prepare(self, model: str, options: RuntimeOptions) -> PreparedModel:
-        return TorchCPUModel(model, options)
+    def prepare(self, model: ResolvedModel, settings: RunSettings, options: Any) -> PreparedModel:
+        return TorchCPUModel(model, settings, options)

@@ -1,128 +1,455 @@
 """PyTorch on a CUDA GPU, timed with CUDA events.
 
-Each timed call is bracketed by two CUDA events recorded on the current stream; the end event is
-synchronised before its elapsed time is read, so the time is the GPU's and the host's launch overhead is
-included only as far as it delays the GPU (as in a real single-stream deployment). Warm-up (the measuring
-loop's) covers cuDNN autotuning with ``cudnn.benchmark``, lazy initialisation, ``torch.compile`` and clock
-ramp-up. TF32 is off by default so fp32 means fp32; every flag is recorded in the result row, with the GPU,
-driver, CUDA and cuDNN versions and the clocks and temperature before and after the run.
+Timing. Each timed call is bracketed by two CUDA events recorded on the current stream; the end event is
+synchronised before its elapsed time is read, so the time is the GPU's, and the host's launch overhead counts
+only as far as it keeps the GPU waiting (as in a real single-stream deployment). The measuring loop's warm-up
+covers cuDNN autotuning (``cudnn.benchmark``), lazy initialisation and clock ramp-up.
+
+Precision. ``fp32`` is IEEE fp32: TF32 is off unless ``--tf32`` (set through the ``fp32_precision`` API of
+torch 2.9 and later; the setting read back is what the row records). ``fp16`` and ``bf16`` convert the model
+and the input once, before timing: a real half-precision model. ``amp-fp16`` and ``amp-bf16`` run the fp32
+model under ``torch.autocast``: autocast keeps its casts of the weights only inside one autocast context (see
+"Automatic Mixed Precision package - torch.amp", ``cache_enabled``), so every call, and every replay of a
+captured graph, casts all weights again. That is what an autocast deployment pays; the amp modes measure it,
+the cast modes do not. bf16 and amp-bf16 are refused on GPUs without native bfloat16 (before compute
+capability 8.0), where torch would emulate it or fail at the first run.
+
+CUDA graphs. ``--cuda-graphs`` captures one forward pass after warm-up calls on a side stream (as "CUDA
+Graphs" in the PyTorch CUDA semantics notes describes), and each timed call replays it. With ``--compile`` as
+well, nothing is captured by hand: the model is compiled with ``torch.compile(mode="reduce-overhead")``, whose
+CUDA Graph Trees record and replay the compiled kernels themselves. A manual capture of a compiled module
+would replay whatever kernels the capture call happened to run, bypassing the guards that decide which
+compiled code applies; reduce-overhead is torch's supported way to combine the two ("CUDAGraph Trees" in
+the torch.compiler documentation). It copies the input batch into the graph's static input buffer on every
+call (one device-to-device copy, inside the timed region), and where Inductor cannot use graphs it runs
+without them: the row's ``cudagraph_skips`` says how often that happened.
+
+Setup and first run. Setup is timed per phase (``setup_build_ms``, ``setup_transfer_ms``,
+``setup_compile_ms``, ``setup_capture_ms``). ``--compile`` runs the model once inside the compile phase, so
+that phase holds the real compilation time; ``--cuda-graphs`` runs its warm-up calls and the capture inside
+the capture phase. So with graphs, ``first_run_ms`` is the first replay of an already captured graph, not a
+cold start; the cold start, the wall-clock time of the very first forward pass this model ran on the GPU
+(lazy initialisation, cuDNN autotuning, compilation included), is ``cold_run_ms`` in every row, graphs or not.
+
+Memory and GPU state. ``cuda_peak_allocated_mb`` and ``cuda_peak_reserved_mb`` are the device's peak
+allocated and reserved memory over the model's warm-up and measured runs. They are device-wide: every model
+of a trial is resident while the others run, so they include the other models' weights and inputs. Clocks,
+temperature and power are sampled right before the model's warm-up and right after its last measured run
+(``*_before`` / ``*_after``), through ``convbench.gpu``, with the GPU's name, UUID, CUDA, cuDNN and driver.
+
+Clean-up. ``close`` releases the graph, its static output, the module and the input, in that order, then
+synchronises and empties the caching allocator, so one model's memory (a graph's private pool included) is
+back before the next model or batch size is prepared; a model whose setup fails (out of memory) is closed
+before the error propagates. When the last compiled model closes, ``torch.compiler.reset()`` drops the
+compile caches and the Graph Trees pool, so the next trial compiles afresh. Backend flags (TF32, cuDNN
+benchmark) are process-wide and are left as set.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import gc
+import time
 from collections.abc import Callable
-
-import torch
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from convbench.errors import UserInputError
-from convbench.runtimes.base import PreparedModel, Runtime, RuntimeOptions
-from convbench.runtimes.torch_cpu import build_module_and_input
+from convbench.options import option
+from convbench.runtimes.base import PreparedModel, RunSettings, Runtime, SetupPhases, register_runtime
+from convbench.runtimes.torch_cpu import TorchOptions, build_module_and_input
 
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from convbench.models.spec import ResolvedModel
+
+#: precision -> (dtype of the weights and input, dtype autocast computes in or None)
+PRECISIONS: dict[str, tuple[str, str | None]] = {
+    "fp32": ("float32", None),
+    "fp16": ("float16", None),
+    "bf16": ("bfloat16", None),
+    "amp-fp16": ("float32", "float16"),
+    "amp-bf16": ("float32", "bfloat16"),
+}
+BF16_PRECISIONS = ("bf16", "amp-bf16")
+#: eager calls before a manual capture: cuDNN autotuning and lazy initialisation must not be captured.
 GRAPH_WARMUP_CALLS = 3
 
 
-def gpu_state() -> dict[str, object]:
-    """Clocks, temperature and power from nvidia-smi (empty where it is not installed)."""
-    if shutil.which("nvidia-smi") is None:
-        return {}
-    fields = ["clocks.sm", "clocks.mem", "temperature.gpu", "power.draw"]
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", f"--id={torch.cuda.current_device()}", f"--query-gpu={','.join(fields)}",
-             "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    values = [v.strip() for v in out.split(",")]
-    return dict(zip(["sm_clock_mhz", "mem_clock_mhz", "temperature_c", "power_w"], values, strict=False))
+@dataclass(frozen=True)
+class TorchCudaOptions(TorchOptions):
+    """Options of the PyTorch CUDA runtime (channels_last and compile come from ``TorchOptions``)."""
+
+    tf32: bool = option(
+        False,
+        "Allow TensorFloat-32 in fp32 convolutions and matrix products; off, fp32 means IEEE fp32 (torch, cuda).",
+    )
+    cudnn_benchmark: bool = option(
+        True,
+        "Let cuDNN time its algorithms for each input shape and keep the fastest (torch, cuda).",
+        flags=("--cudnn-benchmark/--no-cudnn-benchmark",),
+    )
+    cuda_graphs: bool = option(
+        False,
+        "Replay the forward pass as a CUDA graph (captured after warm-up); with --compile, "
+        'torch.compile(mode="reduce-overhead") records the graphs instead of a manual capture (torch, cuda).',
+    )
 
 
-def gpu_environment() -> dict[str, object]:
-    props = torch.cuda.get_device_properties(torch.cuda.current_device())
-    driver = ""
-    if shutil.which("nvidia-smi"):
-        try:
-            driver = subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
-                text=True, timeout=10, check=True,
-            ).stdout.strip().splitlines()[0]
-        except (OSError, subprocess.SubprocessError, IndexError):
-            driver = ""
+# Backend flags ------------------------------------------------------------------------------------------
+
+
+def effective_fp32_precision() -> dict[str, str]:
+    """What fp32 convolutions and matrix products run in now: ``"tf32"`` or ``"ieee"`` for each.
+
+    torch resolves an op's ``"none"`` through its backend and then the generic setting before returning it;
+    whatever is still ``"none"`` (or anything but ``"tf32"``) runs in full fp32 on CUDA.
+    """
+    import torch
+
+    def resolved(value: str) -> str:
+        return "tf32" if value == "tf32" else "ieee"
+
     return {
-        "gpu": props.name, "gpu_memory_gb": round(props.total_memory / 2**30, 1),
-        "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(), "driver": driver,
+        "matmul_fp32_precision": resolved(torch.backends.cuda.matmul.fp32_precision),
+        "conv_fp32_precision": resolved(torch.backends.cudnn.conv.fp32_precision),
     }
 
 
+def apply_backend_flags(tf32: bool, cudnn_benchmark: bool) -> dict[str, Any]:
+    """Set TF32 and cuDNN autotuning for every CUDA model of this process; the settings read back."""
+    import torch
+
+    precision = "tf32" if tf32 else "ieee"
+    # set_float32_matmul_precision keeps torch's older matmul setting in step with the new one: Inductor still
+    # reads it (torch.get_float32_matmul_precision), and torch raises when the two disagree.
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    torch.backends.cuda.matmul.fp32_precision = precision
+    # torch's own default for cuDNN convolutions is "tf32": set explicitly, so fp32 means fp32.
+    torch.backends.cudnn.conv.fp32_precision = precision
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    flags: dict[str, Any] = effective_fp32_precision()
+    flags["tf32"] = "tf32" in flags.values()
+    flags["cudnn_benchmark"] = bool(torch.backends.cudnn.benchmark)
+    return flags
+
+
+def place(
+    module: nn.Module, x: torch.Tensor, device: str, precision: str, channels_last: bool
+) -> tuple[nn.Module, torch.Tensor]:
+    """``module`` and ``x`` on ``device`` in the dtype and memory format the precision and layout ask for."""
+    import torch
+
+    dtype = getattr(torch, PRECISIONS[precision][0])
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    module = module.to(device=device, dtype=dtype, memory_format=memory_format)
+    x = x.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
+    return module, x
+
+
+# Peak memory window -------------------------------------------------------------------------------------
+
+# Models of one trial are measured interleaved, so their measurement windows overlap. The allocator's peak
+# statistics are per device, not per model: they are reset only when the first window opens, so no model's
+# reset wipes a peak another model's window has already seen.
+_open_windows: dict[int, int] = {}
+# torch.compile's caches are process-wide: compiled code, guards that keep modules alive, and (reduce-overhead)
+# one CUDA Graph Trees memory pool for all compiled functions. They can only be dropped once no compiled model
+# is alive; dropping them then also makes the next trial compile afresh instead of hitting a cache.
+_live_compiled = 0
+
+
+def _open_window(device_index: int) -> None:
+    import torch
+
+    if _open_windows.get(device_index, 0) == 0:
+        torch.cuda.reset_peak_memory_stats(device_index)
+    _open_windows[device_index] = _open_windows.get(device_index, 0) + 1
+
+
+def _close_window(device_index: int) -> None:
+    _open_windows[device_index] = max(_open_windows.get(device_index, 0) - 1, 0)
+
+
+# One warm-up and capture stream per device for the whole process: torch allocates a cuBLAS workspace for every
+# stream it sees and keeps it, so a new stream per capture would leave a workspace behind for every model.
+_side_streams: dict[int, Any] = {}
+
+
+def _side_stream(device_index: int) -> Any:
+    import torch
+
+    if device_index not in _side_streams:
+        _side_streams[device_index] = torch.cuda.Stream(device_index)
+    return _side_streams[device_index]
+
+
+def _acquire_compiled() -> None:
+    global _live_compiled
+    _live_compiled += 1
+
+
+def _release_compiled() -> None:
+    global _live_compiled
+    _live_compiled = max(_live_compiled - 1, 0)
+    if _live_compiled == 0:
+        import torch
+
+        torch.compiler.reset()
+
+
+# The prepared model -------------------------------------------------------------------------------------
+
+
 class TorchCUDAModel(PreparedModel):
-    def __init__(self, model: str, options: RuntimeOptions) -> None:
-        if options.precision not in PRECISIONS:
-            raise UserInputError(f"unknown precision {options.precision!r}; choose from {', '.join(PRECISIONS)}")
+    def __init__(self, model: ResolvedModel, settings: RunSettings, options: TorchCudaOptions) -> None:
         self.options = options
-        torch.backends.cuda.matmul.allow_tf32 = options.tf32
-        torch.backends.cudnn.allow_tf32 = options.tf32
-        torch.backends.cudnn.benchmark = options.cudnn_benchmark
-        self.before = gpu_state()
-        module, x, self.setup_seconds = build_module_and_input(model, options)
-        memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
-        self.module = module.cuda().to(memory_format=memory_format)
-        self.input = x.cuda().contiguous(memory_format=memory_format)
-        if options.compile:
-            self.module = torch.compile(self.module)
-        self.call = self._capture_graph() if options.cuda_graphs else self._forward
+        self.precision = settings.precision
+        self.phases = SetupPhases()
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static_output: Any = None
+        self.module: Any = None
+        self.input: torch.Tensor | None = None
+        self.call: Callable[[], Any] | None = None
+        self.start_event: Any = None
+        self.end_event: Any = None
+        self.device_index = 0
+        self.cold_run: float | None = None
+        self.before: dict[str, float | None] = {}
+        self.after: dict[str, float | None] = {}
+        self.peak: dict[str, float] = {}
+        self.cudagraph_skips: int | None = None
+        self._window_open = False
+        self._compiled = False
+        self._closed = False
+        try:
+            self._setup(model, settings, options)
+        except BaseException:
+            # The caller never gets this object, so it cannot close it: release what was placed on the GPU
+            # before the error (typically out of memory) propagates.
+            self.close()
+            raise
+
+    def _setup(self, model: ResolvedModel, settings: RunSettings, options: TorchCudaOptions) -> None:
+        import torch
+
+        self.flags = apply_backend_flags(options.tf32, options.cudnn_benchmark)
+        module, x = build_module_and_input(model, settings, self.phases)
+        with self.phases.phase("transfer"):
+            self.module, self.input = place(module, x, "cuda", settings.precision, options.channels_last)
+            del module, x
+            torch.cuda.synchronize()
+        self.device_index = self.input.device.index or 0
         self.start_event = torch.cuda.Event(enable_timing=True)
         self.end_event = torch.cuda.Event(enable_timing=True)
+        # inference_mode where nothing is captured; no_grad where graphs are, as capture rejects inference tensors
+        self._grad_mode = torch.no_grad if options.cuda_graphs else torch.inference_mode
+        if options.compile:
+            skips_before = _cudagraph_skips()
+            with self.phases.phase("compile"):
+                mode = "reduce-overhead" if options.cuda_graphs else "default"
+                self.module = torch.compile(self.module, mode=mode)
+                _acquire_compiled()
+                self._compiled = True
+                self._cold_forward()  # compilation happens in the first call: time it here, as setup
+        if options.cuda_graphs:
+            with self.phases.phase("capture"):
+                if options.compile:
+                    # Graph Trees warm up on a function's first call, record on the next, replay after that.
+                    for _ in range(GRAPH_WARMUP_CALLS):
+                        self._forward()
+                    torch.cuda.synchronize()
+                    skips = _cudagraph_skips()
+                    self.cudagraph_skips = None if skips is None or skips_before is None else skips - skips_before
+                else:
+                    self._capture()
+        self.call = self.graph.replay if self.graph is not None else self._forward
 
-    def _forward(self) -> torch.Tensor:
-        dtype = PRECISIONS[self.options.precision]
-        # no_grad rather than inference_mode: inference tensors cannot be used inside a CUDA graph capture
-        with torch.no_grad(), torch.autocast("cuda", dtype=dtype or torch.float16, enabled=dtype is not None):
-            return self.module(self.input)
+    def _forward(self) -> Any:
+        import torch
 
-    def _capture_graph(self) -> Callable[[], None]:
+        autocast = PRECISIONS[self.precision][1]
+        with self._grad_mode():
+            if autocast is None:
+                return self.module(self.input)
+            with torch.autocast("cuda", dtype=getattr(torch, autocast)):
+                return self.module(self.input)
+
+    def _cold_forward(self) -> None:
+        """The model's first forward pass, timed wall-clock to its end on the GPU."""
+        import torch
+
+        start = time.perf_counter()
+        self._forward()
+        torch.cuda.synchronize()
+        self.cold_run = time.perf_counter() - start
+
+    def _capture(self) -> None:
         """Capture one forward pass; replaying it launches every kernel with one call."""
-        side = torch.cuda.Stream()
+        import torch
+
+        side = _side_stream(self.device_index)
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up outside the graph, as capture requires
             for _ in range(GRAPH_WARMUP_CALLS):
-                self._forward()
+                if self.cold_run is None:
+                    self._cold_forward()
+                else:
+                    self._forward()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        self.graph = graph  # before capturing, so that close() releases a half-built graph too
+        # Captured on the warm-up stream: the cuBLAS workspace torch keeps per stream then exists before the
+        # capture, instead of being allocated inside this graph's private pool and outliving it.
+        with torch.cuda.graph(graph, stream=side):
             self.static_output = self._forward()
-        return graph.replay
+        torch.cuda.synchronize()
 
     def timed_run(self) -> float:
-        self.start_event.record()
-        self.call()
-        self.end_event.record()
-        self.end_event.synchronize()
-        return self.start_event.elapsed_time(self.end_event) / 1e3
+        call, start, end = self.call, self.start_event, self.end_event
+        if call is None:
+            raise RuntimeError("timed_run on a closed model")
+        cold = self.cold_run is None
+        wall = time.perf_counter() if cold else 0.0
+        start.record()
+        call()
+        end.record()
+        end.synchronize()
+        if cold:
+            self.cold_run = time.perf_counter() - wall
+        return start.elapsed_time(end) / 1e3
+
+    def measurement_started(self) -> None:
+        from convbench import gpu
+
+        self.before = gpu.gpu_state(self.device_index)
+        if not self._window_open:
+            _open_window(self.device_index)
+            self._window_open = True
+
+    def measurement_finished(self) -> None:
+        import torch
+
+        from convbench import gpu
+
+        self.peak = {
+            "cuda_peak_allocated_mb": torch.cuda.max_memory_allocated(self.device_index) / 2**20,
+            "cuda_peak_reserved_mb": torch.cuda.max_memory_reserved(self.device_index) / 2**20,
+        }
+        self.after = gpu.gpu_state(self.device_index)
+        if self._window_open:
+            _close_window(self.device_index)
+            self._window_open = False
 
     def settings(self) -> dict[str, object]:
-        after = gpu_state()
+        import torch
+
+        from convbench import gpu
+
         o = self.options
+        weights, autocast = PRECISIONS[self.precision]
+        capture = ("torch.compile reduce-overhead" if o.compile else "manual") if o.cuda_graphs else ""
         return {
-            "precision": o.precision, "channels_last": o.channels_last, "compile": o.compile, "tf32": o.tf32,
-            "cudnn_benchmark": o.cudnn_benchmark, "cuda_graphs": o.cuda_graphs,
+            "precision": self.precision,
+            "weights_dtype": weights,
+            "autocast_dtype": autocast or "",
+            "channels_last": o.channels_last,
+            "compile": o.compile,
+            "compile_mode": ("reduce-overhead" if o.cuda_graphs else "default") if o.compile else "",
+            "cuda_graphs": o.cuda_graphs,
+            "cuda_graph_capture": capture,
+            "cudagraph_skips": self.cudagraph_skips,
+            **self.flags,
             "intra_op_threads": torch.get_num_threads(),
-            **gpu_environment(),
-            **{f"{k}_before": v for k, v in self.before.items()},
-            **{f"{k}_after": v for k, v in after.items()},
+            "cold_run_ms": self.cold_run * 1e3 if self.cold_run is not None else None,
+            "cuda_peak_allocated_mb": self.peak.get("cuda_peak_allocated_mb"),
+            "cuda_peak_reserved_mb": self.peak.get("cuda_peak_reserved_mb"),
+            **gpu.gpu_environment(self.device_index),
+            **{f"{k}_before": self.before.get(k) for k in gpu.STATE_FIELDS},
+            **{f"{k}_after": self.after.get(k) for k in gpu.STATE_FIELDS},
         }
 
     def close(self) -> None:
-        del self.module, self.input
-        torch.cuda.empty_cache()
+        if self._closed:
+            return
+        self._closed = True
+        if self._window_open:  # a failure between the measurement hooks must not leave the window open
+            _close_window(self.device_index)
+            self._window_open = False
+        self.call = None
+        graph, self.graph = self.graph, None
+        if graph is not None:
+            graph.reset()  # the captured kernels and the graph's hold on its private memory pool
+        self.static_output = None
+        self.module = None
+        self.input = None
+        self.start_event = self.end_event = None
+        if self._compiled:
+            self._compiled = False
+            _release_compiled()
+        gc.collect()  # modules (a compiled one above all) sit in reference cycles that hold GPU tensors
+        import torch
+
+        if torch.cuda.is_initialized():
+            try:
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+            except RuntimeError:  # a sticky CUDA error: the caller reports the original failure, not this one
+                pass
 
 
+def _cudagraph_skips() -> int | None:
+    """How often Inductor declined to use CUDA graphs so far in this process (a private counter)."""
+    try:
+        from torch._dynamo.utils import counters
+
+        return int(counters["inductor"]["cudagraph_skips"])
+    except Exception:
+        return None
+
+
+def _gpu_label() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible here"
+    try:
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        return f"this GPU ({props.name}, compute capability {props.major}.{props.minor}) has none"
+    except Exception:
+        return "this GPU has none"
+
+
+@register_runtime
 class TorchCUDA(Runtime):
     name = "torch"
     devices = ("cuda",)
+    description = "PyTorch eager, torch.compile or CUDA graphs on an NVIDIA GPU, timed with CUDA events"
+    options_type = TorchCudaOptions
+    requires = ("torch",)
+    install_hint = "pip install torch (a CUDA build)"
+    precisions = tuple(PRECISIONS)
 
-    def prepare(self, model: str, options: RuntimeOptions) -> PreparedModel:
-        return TorchCUDAModel(model, options)
+    def check(self, settings: RunSettings, options: Any) -> None:
+        import torch
+
+        if settings.precision not in PRECISIONS:
+            raise UserInputError(
+                f"--precision {settings.precision} is not supported by runtime torch on cuda; "
+                f"it supports {', '.join(PRECISIONS)}"
+            )
+        # Without native support torch emulates bfloat16 (slowly) or fails at the first run; neither is a
+        # measurement of bfloat16 inference.
+        if settings.precision in BF16_PRECISIONS and not torch.cuda.is_bf16_supported(including_emulation=False):
+            raise UserInputError(
+                f"--precision {settings.precision} needs native bfloat16 (compute capability 8.0 or later); "
+                f"{_gpu_label()}. Use fp16 or amp-fp16."
+            )
+        if getattr(options, "tf32", False) and not torch.cuda.is_tf32_supported():
+            raise UserInputError(f"--tf32 needs TensorFloat-32 (compute capability 8.0 or later); {_gpu_label()}")
+
+    def prepare(self, model: ResolvedModel, settings: RunSettings, options: Any) -> PreparedModel:
+        # Trial workers prepare without the parent's check: refuse here too, before anything is built.
+        self.check(settings, options)
+        return TorchCUDAModel(model, settings, options)

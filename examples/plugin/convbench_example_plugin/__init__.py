@@ -1,0 +1,1 @@
+"""An example convbench model plugin (see ``models.py``)."""
