@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convbench.errors import ConvbenchError, UserInputError
+from convbench.errors import UserInputError
 from convbench.results import check_writable, read_rows
 
 MIN_MODELS = 3
@@ -351,13 +351,6 @@ def plot_fit(results: Sequence[FitResult], rows: Sequence[dict[str, Any]] | None
         "Measured latency against GMACs: least-squares fit (relative error) per runtime; labels: measured / predicted",
         fontsize=12,
     )
-    written = []
-    try:
-        for target in targets:
-            fig.savefig(target, dpi=150 if target.suffix == ".png" else None)
-            written.append(target)
-    except OSError as exc:
-        raise ConvbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-    return written
+    from convbench.plot import save_figure
+
+    return save_figure(fig, targets)

@@ -547,14 +547,7 @@ def _rows(
             s = hierarchical_speedup(base_trials, per_trial)
             row.update(
                 baseline=models[0].name,
-                speedup=s.ratio,
-                speedup_low=s.low,
-                speedup_high=s.high,
-                speedup_trial_min=s.trial_low,
-                speedup_trial_max=s.trial_high,
-                p_value=s.p_value,
-                significant=s.significant,
-                verdict=s.verdict() if i else "baseline",
+                **s.as_row(baseline=i == 0),
                 theoretical_speedup=counts[models[0].name].macs / counted.macs if counted.macs else float("nan"),
             )
         rows.append(row)

@@ -289,13 +289,16 @@ def compare_command(
 def tables_command(
     key: Annotated[str | None, typer.Argument(help="A table key: show that table as published.")] = None,
 ) -> None:
-    """The papers' published tables convbench knows: key, paper, title, rows and models."""
+    """The papers' published tables convbench knows: key, paper, title, rows and models. With a key, that table
+    as published, beside the top-1 measured by `convbench evaluate` where results/evaluate.csv has one."""
     from convbench.papers.tables import load_all, load_table
     from convbench.report import console
     from convbench.report_tables import published_table, tables_table
 
     if key:
-        console.print(published_table(load_table(key)))
+        from convbench.accuracy import measured_top1
+
+        console.print(published_table(load_table(key), measured_top1()))
     else:
         console.print(tables_table(load_all()))
 

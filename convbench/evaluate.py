@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convbench.errors import UserInputError
+from convbench.measure import Silent
 
 if TYPE_CHECKING:
     import numpy as np
@@ -123,14 +124,6 @@ class EvalResult:
             "eval_seconds": round(self.seconds, 3),
             "eval_images_per_s": round(self.images_per_second, 2),
         }
-
-
-class _Silent:
-    def phase(self, description: str, total: int | None) -> None:
-        pass
-
-    def advance(self, steps: int = 1) -> None:
-        pass
 
 
 # --- The image folder --------------------------------------------------------------------------------------
@@ -438,7 +431,7 @@ def evaluate(
     import numpy as np
     import torch
 
-    progress = progress or _Silent()
+    progress = progress or Silent()
     size = model.resolution(resolution)
     channels = model.input_size[0] if model.input_size else 3
     _check_settings(batch_size, workers, limit, resize, crop_pct, interpolation, size)

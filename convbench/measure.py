@@ -46,7 +46,9 @@ class Progress(Protocol):
     def advance(self, steps: int = 1) -> None: ...
 
 
-class _Silent:
+class Silent:
+    """A progress display that shows nothing (library calls and tests)."""
+
     def phase(self, description: str, total: int | None) -> None:
         pass
 
@@ -79,7 +81,7 @@ def measure(
     from convbench import memory
     from convbench.noise import timed_window
 
-    progress = progress or _Silent()
+    progress = progress or Silent()
     timing.validate()
     first_runs = first_runs or {}
     results: dict[str, Measurement] = {}

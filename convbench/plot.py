@@ -132,6 +132,22 @@ def load_points(
     return out, notes
 
 
+def save_figure(fig: Any, targets: Sequence[Path]) -> list[Path]:
+    """Write ``fig`` to every target (PNG at 150 dpi, SVG as vectors) and close it; one-line error if it fails."""
+    import matplotlib.pyplot as plt
+
+    written = []
+    try:
+        for target in targets:
+            fig.savefig(target, dpi=150 if target.suffix == ".png" else None)
+            written.append(target)
+    except OSError as exc:
+        raise ConvbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return written
+
+
 def output_paths(output: Path) -> list[Path]:
     """PNG and SVG beside each other: ``pareto.png`` -> ``pareto.png`` and ``pareto.svg``."""
     stem = output.with_suffix("") if output.suffix.lower() in (".png", ".svg") else output
@@ -179,15 +195,7 @@ def plot(path: Path, output: Path, table: str | None = None, title: str | None =
     )
     origin = "measured top-1 comes from `convbench evaluate`; " if "measured" in sources else ""
     fig.suptitle(f"{heading}\n{where}{origin}latency and MACs are measured by convbench", fontsize=12)
-    written = []
-    try:
-        for target in targets:
-            fig.savefig(target, dpi=150 if target.suffix == ".png" else None)
-            written.append(target)
-    except OSError as exc:
-        raise ConvbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
+    written = save_figure(fig, targets)
     return PlotResult(paths=written, panels=list(panels), points=sum(len(p) for p in panels.values()), notes=notes)
 
 

@@ -27,8 +27,10 @@ def tables_table(tables: Sequence[PublishedTable]) -> Table:
     return table
 
 
-def published_table(t: PublishedTable) -> Table:
-    """One table as published (``convbench tables KEY``)."""
+def published_table(t: PublishedTable, measured: dict[str, Any] | None = None) -> Table:
+    """One table as published (``convbench tables KEY``), with a measured top-1 column where ``measured``
+    (model -> ``convbench.accuracy.Accuracy``, from ``convbench evaluate``) has one."""
+    measured = {m: a for m, a in (measured or {}).items() if any(r.model == m for r in t.rows)}
     caption = f"{t.source}\nunits: {t.units}\ncounting: {t.counting}"
     for name, value in t.notes.items():
         caption += f"\n{name}: {value}"
@@ -36,7 +38,8 @@ def published_table(t: PublishedTable) -> Table:
     columns = [
         "method",
         "model",
-        "top-1",
+        "top-1 published",
+        *(["top-1 measured"] if measured else []),
         "top-5",
         "params M",
         "MACs",
@@ -59,6 +62,7 @@ def published_table(t: PublishedTable) -> Table:
             r.method,
             r.model or "(not built)",
             top1,
+            *([_fmt(measured[r.model].top1) if r.model in measured else "—"] if measured else []),
             _fmt(r.top5),
             params,
             macs,
@@ -92,7 +96,7 @@ def _pair(paper: str, measured: str | Text) -> Text:
 
 
 # The order in which optional columns join as the width allows.
-_RANKS = ["ms", "verdict", "dgmacs", "dparams", "cv", "top1_std", "vs", "spread", "p", "top5"]
+_RANKS = ["ms", "verdict", "gpu", "dgmacs", "dparams", "cv", "top1_std", "vs", "spread", "p", "top5"]
 
 
 def reproduce_view(
@@ -147,6 +151,14 @@ def reproduce_view(
             return value
         return f"{value} ({_fmt(line.get('speedup_low'))}–{_fmt(line.get('speedup_high'))})"
 
+    def gpu_speedup(line: dict[str, Any]) -> str:
+        if _blank(line.get("speedup_gpu")):
+            return "—"
+        value = _fmt(line.get("speedup_gpu"))
+        if _blank(line.get("speedup_gpu_low")) or _blank(line.get("speedup_gpu_high")):
+            return value
+        return f"{value} ({_fmt(line.get('speedup_gpu_low'))}–{_fmt(line.get('speedup_gpu_high'))})"
+
     def spread(line: dict[str, Any]) -> str:
         low, high = line.get("speedup_trial_min"), line.get("speedup_trial_max")
         return "—" if _blank(low) or _blank(high) else f"[{_fmt(low)}–{_fmt(high)}]"
@@ -197,6 +209,14 @@ def reproduce_view(
         ),
         col("speedup", "speed-up\n(95% CI)", get("speedup_published"), speedup, label="speed-up (95% CI)"),
         col("spread", "over\ntrials", none, spread, label="speed-up over trials"),
+        col(
+            "gpu",
+            "GPU\nspeed-up",
+            # On a GPU run the main speed-up column is the GPU one already.
+            lambda line: "" if line.get("device") == "cuda" else _fmt(line.get("speedup_gpu_published")),
+            gpu_speedup,
+            label="GPU speed-up (95% CI)",
+        ),
         col("mac", "by\nMACs", none, get("theoretical_speedup"), label="speed-up by MACs"),
         col("p", "p", none, get("p_value", ".2g")),
         col("verdict", "verdict", none, lambda line: str(line.get("verdict") or "—"), justify="left"),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,23 +35,8 @@ from convbench.errors import UserInputError
 from convbench.measure import Progress
 from convbench.models.spec import resolve_model
 from convbench.papers.tables import PublishedRow, PublishedTable, load_table
-from convbench.results import check_writable, read_rows, write_rows
+from convbench.results import SPEEDUP_COLUMNS, check_writable, read_rows, write_rows
 from convbench.stats import hierarchical_speedup
-
-# Measured columns that are about the speed-up; recomputed per row against the row's own baseline.
-SPEEDUP_COLUMNS = (
-    "baseline",
-    "speedup",
-    "speedup_low",
-    "speedup_high",
-    "speedup_trial_min",
-    "speedup_trial_max",
-    "p_value",
-    "significant",
-    "verdict",
-    "theoretical_speedup",
-    "baseline_median_ms",
-)
 
 
 @dataclass
@@ -72,6 +57,27 @@ class ReproduceResult:
 
 def default_output(key: str, config: BenchmarkConfig) -> Path:
     return Path("results") / f"{key}-{config.device}-{config.runtime_name}.csv"
+
+
+def join_gpu_speedups(lines: Sequence[dict[str, Any]], gpu_file: Path) -> None:
+    """Put the GPU speed-ups measured by ``reproduce --device cuda`` (``gpu_file``) beside the CPU lines, as the
+    paper puts its GPU speed-ups beside its CPU ones. Each keeps its own interval: both were measured against
+    their row's baseline in their own run; nothing is divided across the two files."""
+    if not gpu_file.is_file():
+        return
+    gpu = {}
+    for row in read_rows(gpu_file):
+        if not _blank(row.get("speedup")):
+            gpu[(str(row.get("table")), str(row.get("method")))] = row  # the latest line wins
+    for line in lines:
+        found = gpu.get((str(line.get("table")), str(line.get("method"))))
+        if found is not None:
+            line.update(
+                speedup_gpu=found["speedup"],
+                speedup_gpu_low=found.get("speedup_low"),
+                speedup_gpu_high=found.get("speedup_high"),
+                gpu_source=str(gpu_file),
+            )
 
 
 def expected_settings(model: str, config: BenchmarkConfig) -> dict[str, Any]:
@@ -157,14 +163,7 @@ def _with_speedups(
         if base_row is not None and not row.get("error") and not base_row.get("error"):
             s = hierarchical_speedup(samples[base], samples[row["model"]])
             row.update(
-                speedup=s.ratio,
-                speedup_low=s.low,
-                speedup_high=s.high,
-                speedup_trial_min=s.trial_low,
-                speedup_trial_max=s.trial_high,
-                p_value=s.p_value,
-                significant=s.significant,
-                verdict="baseline" if base == row["model"] else s.verdict(),
+                **s.as_row(baseline=base == row["model"]),
                 theoretical_speedup=base_row["gmacs"] / row["gmacs"] if row["gmacs"] else math.nan,
                 baseline_median_ms=base_row["median_ms"],
             )
@@ -332,6 +331,8 @@ def reproduce(
     results = {**reusable, **measured}
     accuracy = measured_top1(measured_files)
     lines = [_line(table, r, results.get(r.model) if r.model else None, config, accuracy) for r in rows]
+    if config.device == "cpu":
+        join_gpu_speedups(lines, default_output(table.key, replace(config, device="cuda", runtime="torch")))
     result = ReproduceResult(table, config, lines, measured=list(measured), reused=list(reusable), path=None)
     if save:
         write_lines(path, existing, lines)

@@ -35,7 +35,15 @@ from typing import Any
 from convbench.benchmark import BenchmarkConfig, config_from_mapping
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.models.spec import ModelSpec, parse_model_args, resolve_model, split_model_text
-from convbench.results import FINGERPRINT_COLUMNS, SCHEMA_VERSION, check_writable, output_format, read_rows, write_rows
+from convbench.results import (
+    FINGERPRINT_COLUMNS,
+    SCHEMA_VERSION,
+    SPEEDUP_COLUMNS,
+    check_writable,
+    output_format,
+    read_rows,
+    write_rows,
+)
 
 NOT_EXPANDED = ("models", "model_arg")
 
@@ -192,17 +200,9 @@ def _restrict_speedups(rows: list[dict[str, Any]], baseline: str) -> list[str]:
         if row.get("model") == baseline:
             continue
         in_run = any(r.get("model") == baseline and r.get("run_id") == row.get("run_id") for r in rows)
-        for column in (
-            "speedup",
-            "speedup_low",
-            "speedup_high",
-            "speedup_trial_min",
-            "speedup_trial_max",
-            "p_value",
-            "significant",
-            "verdict",
-        ):
-            row[column] = None
+        for column in SPEEDUP_COLUMNS:
+            if column != "baseline":
+                row[column] = None
         row["baseline"] = baseline
         row["speedup_note"] = (
             f"{baseline} was timed in this row's run but was not its baseline; rerun with it first"

@@ -157,6 +157,19 @@ class Speedup:
             return "no significant difference"
         return "faster" if self.ratio > 1 else "slower"
 
+    def as_row(self, baseline: bool = False) -> dict[str, object]:
+        """The result-row columns of this speed-up (``results.SPEEDUP_COLUMNS``, the MAC ratio aside)."""
+        return {
+            "speedup": self.ratio,
+            "speedup_low": self.low,
+            "speedup_high": self.high,
+            "speedup_trial_min": self.trial_low,
+            "speedup_trial_max": self.trial_high,
+            "p_value": self.p_value,
+            "significant": self.significant,
+            "verdict": "baseline" if baseline else self.verdict(),
+        }
+
 
 def speedup(baseline_s: Sequence[float], candidate_s: Sequence[float], seed: int = 0) -> Speedup:
     """Speed-up of ``candidate`` over ``baseline`` (> 1: candidate is faster), percentile bootstrap CI."""

@@ -88,3 +88,17 @@ def test_paper_convention_follows_the_family():
     assert count("micronet-m0", convention="paper").convention == "micronet"
     assert count("resnet18-mod-cifar10", convention="paper").convention == "mac+"
     assert count("resnet18-kw-0.25x", convention="paper").convention == "convbench"
+
+
+def test_counts_are_cached_and_taken_in_the_familys_counting_formulation():
+    from convbench.models.spec import ModelSpec
+
+    first = count("resnet18-mod-cifar10", use_cache=False)
+    again = count("resnet18-mod-cifar10")
+    assert not first.cached and again.cached
+    assert (again.macs, again.params, again.by_operator) == (first.macs, first.params, first.by_operator)
+    # CNN-MoD declares counting_args impl=gather-concat: MACs are the paper's whatever implementation runs
+    # (index-embed's one-hot 1×1 convolution only copies values).
+    for impl in ("index-embed", "onehot-bmm"):
+        assert count(ModelSpec("resnet18-mod-cifar10", (("impl", impl),))).macs == first.macs
+    assert count("resnet18-mod-cifar10", convention="fvcore").macs < first.macs  # the convention is in the key

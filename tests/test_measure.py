@@ -40,3 +40,19 @@ def test_minimum_time_extends_the_run():
 def test_invalid_settings_are_user_errors(bad):
     with pytest.raises(UserInputError):
         TimingSettings(**bad).validate()
+
+
+def test_first_runs_taken_by_the_caller_are_not_repeated():
+    log = []
+    results = measure(
+        {"a": FakeModel("a", 0.001, log)},
+        TimingSettings(warmup=1, warmup_time=0, runs=2, min_time=0, block=2),
+        first_runs={"a": 0.5},
+    )
+    assert log == ["a"] * 3  # one warm-up and two measured runs: no first run
+    assert results["a"].first_run == 0.5 and results["a"].warmup_runs == 1
+
+
+def test_defaults_are_per_trial():
+    # A benchmark runs several trials, each warming up and measuring for at least this long.
+    assert TimingSettings() == TimingSettings(warmup=5, warmup_time=0.5, runs=20, min_time=1.0, block=5)
