@@ -319,7 +319,7 @@ def _export_to_cache(
 ) -> ExportResult:
     import torch
 
-    module = model.build()
+    module = model.build(resolution=shape[-1])
     example = torch.randn(*shape, generator=torch.Generator().manual_seed(DEFAULT_SEED))
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=directory.parent))

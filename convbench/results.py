@@ -282,6 +282,8 @@ def write_rows(
     check_writable(path)
     existing = read_rows(path, fmt) if append and path.exists() and path.stat().st_size > 0 else []
     all_rows = [*existing, *(order_columns(r) if schema else r for r in rows)]
+    # The file's columns: the schema first and the environment last, whichever row brought a column first.
+    columns = list(order_columns(dict.fromkeys(k for r in all_rows for k in r))) if schema else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     # mkstemp creates the file private (0600); give the result the permissions any new file would get.
     os.chmod(tmp, 0o666 & ~current_umask())
@@ -294,7 +296,7 @@ def write_rows(
             else:
                 import pandas as pd
 
-                pd.DataFrame(all_rows).to_csv(handle, index=False)
+                pd.DataFrame(all_rows, columns=columns).to_csv(handle, index=False)
         os.replace(tmp, path)
     except OSError as exc:  # disk full, path vanished: one line, and the old file is untouched
         if os.path.exists(tmp):

@@ -12,8 +12,18 @@ from convbench.results import read_rows, write_rows
 
 
 def _row(model: str, gmacs: float, ms: float, runtime: str = "onnxruntime", **extra: object) -> dict[str, object]:
-    return {"model": model, "family": model.split("-")[0], "runtime": runtime, "device": "cpu", "threads": 1,
-            "batch_size": 1, "gmacs": gmacs, "median_ms": ms, "error": "", **extra}
+    return {
+        "model": model,
+        "family": model.split("-")[0],
+        "runtime": runtime,
+        "device": "cpu",
+        "threads": 1,
+        "batch_size": 1,
+        "gmacs": gmacs,
+        "median_ms": ms,
+        "error": "",
+        **extra,
+    }
 
 
 def _linear(runtime: str = "onnxruntime", n: int = 6) -> list[dict[str, object]]:

@@ -68,10 +68,12 @@ def test_count_prints_gmacs_params_and_uncounted_ops():
 
 def test_export_writes_a_verified_file(tmp_path):
     target = tmp_path / "m.onnx"
-    result = invoke("export", "resnet18-mod-cifar10", "-o", target)
+    # the torchscript exporter is the quicker one; profile below goes through the default (dynamo)
+    result = invoke("export", "resnet18-mod-cifar10", "--exporter", "torchscript", "-o", target)
     assert target.exists() and "max |ONNX − PyTorch|" in result.output
 
 
+@pytest.mark.slow  # the default path, dynamo export included
 def test_profile_writes_one_csv_row(tmp_path):
     out = tmp_path / "p.csv"
     invoke("profile", "resnet18-mod-cifar10", *FAST, "-o", out)
@@ -84,13 +86,16 @@ def test_profile_writes_one_csv_row(tmp_path):
 
 def test_compare_writes_json_rows_with_speedup(tmp_path):
     out = tmp_path / "c.json"
-    result = invoke("compare", "resnet18-cifar10", "resnet18-mod-cifar10", *FAST, "-o", out)
+    result = invoke(
+        "compare", "resnet18-cifar10", "resnet18-mod-cifar10", *FAST, "--exporter", "torchscript", "-o", out
+    )
     rows = json.loads(out.read_text())
     assert [r["model"] for r in rows] == ["resnet18-cifar10", "resnet18-mod-cifar10"]
     assert rows[0]["speedup"] == pytest.approx(1.0)
     assert rows[1]["theoretical_speedup"] > 1.5
     assert rows[1]["speedup_low"] <= rows[1]["speedup"] <= rows[1]["speedup_high"]
     assert rows[0]["run_id"] == rows[1]["run_id"] and rows[0]["trials"] == 2
+    assert {r["runtime"] for r in rows} == {"onnxruntime"} and {r["exporter"] for r in rows} == {"torchscript"}
     assert "speed-up" in result.output
 
 
@@ -134,6 +139,7 @@ def test_model_arguments_reach_the_builder_and_the_row(tmp_path):
         (["count", "resnet18-cifar10", "--convention", "thop"], "--convention must be one of"),
         (["export", "resnet18-cifar10", "--exporter", "tf"], "--exporter must be one of"),
         (["list", "zzz*"], "no registered model"),
+        (["count", "resnet18-mod-cifar10", "--model-arg", "impl=nope"], "unknown MoD implementation 'nope'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path, monkeypatch):
@@ -249,7 +255,7 @@ def test_bad_runtime_options_are_one_line_errors(args, message):
 
 
 def test_op_profile_prints_operator_table():
-    result = invoke("profile", "resnet18-mod-cifar10", *FAST, "--no-save", "--op-profile")
+    result = invoke("profile", "resnet18-mod-cifar10", *FAST, "--exporter", "torchscript", "--no-save", "--op-profile")
     assert "time per operator type" in result.output and "Conv" in result.output
 
 

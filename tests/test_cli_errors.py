@@ -35,7 +35,6 @@ def invoke(*args):
 def assert_one_line_error(result, *fragments) -> str:
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
     line = lines[0]

@@ -126,7 +126,10 @@ def test_top5_and_limit_take_classes_in_turn(tmp_path, models):
     # would be three classes' (top-1 2/6).
     limited = evaluate(ranked, data, limit=6)
     assert (limited.top1, limited.top5, limited.images, limited.limit) == (
-        pytest.approx(100 / 6), pytest.approx(500 / 6), 6, 6
+        pytest.approx(100 / 6),
+        pytest.approx(500 / 6),
+        6,
+        6,
     )
     order = index_folder(data).ordered(6)
     assert [target for _, target in order] == [0, 1, 2, 3, 4, 5]
@@ -244,8 +247,9 @@ def test_bad_settings(colours, models, options, message):
 
 def test_model_without_input_size_asks_for_resolution(tmp_path, colours):
     path = tmp_path / "nosize.py"
-    path.write_text("from torch import nn\ndef build():\n    return nn.Sequential(nn.AdaptiveAvgPool2d(1), "
-                    "nn.Flatten())\n")
+    path.write_text(
+        "from torch import nn\ndef build():\n    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())\n"
+    )
     with pytest.raises(UserInputError, match=r"--resolution"):
         evaluate(resolve_model(f"{path}:build"), colours)
     result = evaluate(resolve_model(f"{path}:build"), colours, resolution=24)
@@ -257,8 +261,15 @@ def test_onnx_model_with_fixed_batch_pads_the_last_batch(tmp_path, colours, mode
     path = tmp_path / "colour.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.randn(4, 3, 32, 32),), str(path), dynamo=True, opset_version=18,
-                          external_data=False, verbose=False)
+        torch.onnx.export(
+            module,
+            (torch.randn(4, 3, 32, 32),),
+            str(path),
+            dynamo=True,
+            opset_version=18,
+            external_data=False,
+            verbose=False,
+        )
     resolved = resolve_model(str(path))
     result = evaluate(resolved, colours, batch_size=64)  # 6 images in batches of the graph's 4
     assert result.runtime == "onnxruntime" and result.batch_size == 4

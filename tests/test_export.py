@@ -153,16 +153,17 @@ def test_micronet_parity_is_relative_to_its_tiny_outputs():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: the fixed parity tolerance (RTOL=1e-4 of the output's scale) rejects faithful exports of "
-    "ill-conditioned random-weight models: for mobilenetv2-050-kw-0.5x at its own 224 px, PyTorch fp32 itself "
-    "differs from fp64 by 2e-4 of the output scale and ONNX Runtime by 6e-4, so `convbench profile` / `export` "
-    "of the MobileNetV2-KW models fail with 'the export is not faithful'",
-)
-def test_mobilenetv2_kw_exports_at_its_own_input_size():
+def test_an_ill_conditioned_model_gets_a_rounding_allowance():
+    # Randomly initialised MobileNetV2-KW amplifies float32 rounding: at its own 224 px PyTorch's float32 output is
+    # 2e-4 of the output's scale away from float64 and ONNX Runtime's 6e-4, above the relative tolerance alone.
+    # The export is faithful; the tolerance grows by a multiple of PyTorch's own rounding error.
     result = export_onnx("mobilenetv2-050-kw-0.5x")
     assert result.max_abs_diff <= result.tolerance
+    model = resolve_model("mobilenetv2-050-kw-0.5x").build()
+    example = torch.randn(*result.input_shape, generator=torch.Generator().manual_seed(DEFAULT_SEED))
+    scale = float(np.abs(torch_output(model, example)).max())
+    assert result.max_abs_diff > parity_tolerance(scale)  # the relative tolerance alone would reject it
+    assert result.tolerance < 1e-2 * scale  # and the allowance is still far below a wrong graph's error
 
 
 @pytest.mark.slow

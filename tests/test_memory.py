@@ -26,8 +26,10 @@ def test_current_and_peak_are_numbers_and_never_raise() -> None:
 
 def test_peak_follows_an_allocation_and_drops_after_reset() -> None:
     if not memory.peak_is_per_phase():
-        pytest.skip("the kernel refuses to reset the high-water mark here (/proc/self/clear_refs not writable "
-                    "or older than Linux 4.0); peak_rss_mb() is the lifetime peak")
+        pytest.skip(
+            "the kernel refuses to reset the high-water mark here (/proc/self/clear_refs not writable "
+            "or older than Linux 4.0); peak_rss_mb() is the lifetime peak"
+        )
     memory.reset_peak()
     baseline = memory.peak_rss_mb()
     block = _touched_array(150)

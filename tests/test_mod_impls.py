@@ -135,7 +135,6 @@ def test_exports_with_dynamo_and_parity(impl):
     spec = ModelSpec("resnet18-mod-cifar10", (("impl", impl),))
     result = export_onnx(spec)  # raises if ONNX Runtime and PyTorch disagree
     assert result.max_abs_diff <= result.tolerance
-    assert result.model == f"resnet18-mod-cifar10[impl={impl}]"
 
 
 @pytest.mark.slow
@@ -145,5 +144,7 @@ def test_each_implementation_exports_its_own_graph():
 
     results = {impl: export_onnx(ModelSpec("resnet18-mod-cifar10", (("impl", impl),))) for impl in MOD_IMPLS}
     assert len({r.path for r in results.values()}) == len(MOD_IMPLS)
+    # The key is the arguments the model is built with: naming the default implementation changes nothing.
+    assert export_onnx("resnet18-mod-cifar10").path == results["index-embed"].path
     ops = {impl: sorted(n.op_type for n in onnx.load(str(r.path)).graph.node) for impl, r in results.items()}
     assert len({tuple(o) for o in ops.values()}) == len(MOD_IMPLS), ops

@@ -25,7 +25,11 @@ from convbench.noise import (
 
 STEADY = [0.010, 0.0101, 0.0099, 0.0100] * 10
 START = WindowCounters(
-    wall_s=100.0, busy_ticks=50_000.0, steal_ticks=300.0, own_cpu_s=20.0, invol_switches=40.0,
+    wall_s=100.0,
+    busy_ticks=50_000.0,
+    steal_ticks=300.0,
+    own_cpu_s=20.0,
+    invol_switches=40.0,
     clock_ticks_per_s=100.0,
 )
 
@@ -33,8 +37,11 @@ START = WindowCounters(
 def after(wall=2.0, busy=200.0, steal=0.0, own=2.0, invol=6.0, start=START):
     """The end snapshot ``wall`` seconds after ``start``, with the given increments."""
     return WindowCounters(
-        wall_s=start.wall_s + wall, busy_ticks=start.busy_ticks + busy, steal_ticks=start.steal_ticks + steal,
-        own_cpu_s=start.own_cpu_s + own, invol_switches=start.invol_switches + invol,
+        wall_s=start.wall_s + wall,
+        busy_ticks=start.busy_ticks + busy,
+        steal_ticks=start.steal_ticks + steal,
+        own_cpu_s=start.own_cpu_s + own,
+        invol_switches=start.invol_switches + invol,
         clock_ticks_per_s=start.clock_ticks_per_s,
     )
 
@@ -121,8 +128,14 @@ def test_missing_counters_give_nan_and_no_flag(monkeypatch):
     time.sleep(0.01)
     end = read_counters()
     assert math.isnan(start.busy_ticks) and math.isnan(start.steal_ticks) and math.isnan(start.invol_switches)
-    shifted = WindowCounters(end.wall_s + 1.0, end.busy_ticks, end.steal_ticks, end.own_cpu_s + 1.0,
-                             end.invol_switches, end.clock_ticks_per_s)
+    shifted = WindowCounters(
+        end.wall_s + 1.0,
+        end.busy_ticks,
+        end.steal_ticks,
+        end.own_cpu_s + 1.0,
+        end.invol_switches,
+        end.clock_ticks_per_s,
+    )
     signals = window_signals(start, shifted)
     assert math.isnan(signals.other_cores) and math.isnan(signals.steal_cores)
     assert math.isnan(signals.invol_switches_per_s)
@@ -169,8 +182,9 @@ BUSY_LOOP = f"import time\nend = time.monotonic() + {BUSY_DEADLINE_S}\nwhile tim
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists("/proc/stat") or not hasattr(os, "sched_getaffinity"),
-                    reason="reads Linux CPU counters")
+@pytest.mark.skipif(
+    not os.path.exists("/proc/stat") or not hasattr(os, "sched_getaffinity"), reason="reads Linux CPU counters"
+)
 def test_busy_neighbours_are_flagged_during_a_real_measurement():
     from convbench.measure import TimingSettings, measure
     from convbench.runtimes.base import PreparedModel

@@ -42,8 +42,12 @@ def _conv_graph(tmp_path, batch="N", height=8, width=8, name="conv.onnx"):
         helper.make_node("Gemm", ["e", "fc", "fcb"], ["y"], transB=1),
     ]
     inits = [
-        _weight("w1", 6, 2, 3, 3), _weight("w2", 6, 6, 1, 1), _weight("b2", 6), _weight("fc", 5, 6),
-        _weight("fcb", 5), numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "shape_like"),
+        _weight("w1", 6, 2, 3, 3),
+        _weight("w2", 6, 6, 1, 1),
+        _weight("b2", 6),
+        _weight("fc", 5, 6),
+        _weight("fcb", 5),
+        numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "shape_like"),
     ]
     return _save(tmp_path, nodes, [x], [y], inits, name)
 
@@ -127,8 +131,9 @@ def cifar_export(tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "resnet18-cifar10.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(path), dynamo=True, opset_version=18, external_data=False,
-                          verbose=False)
+        torch.onnx.export(
+            module, (example,), str(path), dynamo=True, opset_version=18, external_data=False, verbose=False
+        )
     return path, count_module(module, (1, 3, 32, 32), convention="fvcore")
 
 
@@ -176,14 +181,18 @@ def test_resolving_a_graph_with_symbolic_dimensions(tmp_path):
 def test_local_functions_are_counted_inside(tmp_path):
     # Exporters may wrap modules in local functions; their convolutions count like top-level ones.
     block = helper.make_function(
-        "blocks", "ConvRelu", ["x", "w"], ["y"],
+        "blocks",
+        "ConvRelu",
+        ["x", "w"],
+        ["y"],
         [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
         [helper.make_opsetid("", 18)],
     )
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    graph = helper.make_graph([helper.make_node("ConvRelu", ["x", "w"], ["y"], domain="blocks")], "g", [x], [y],
-                              [_weight("w", 3, 2, 3, 3)])
+    graph = helper.make_graph(
+        [helper.make_node("ConvRelu", ["x", "w"], ["y"], domain="blocks")], "g", [x], [y], [_weight("w", 3, 2, 3, 3)]
+    )
     model = helper.make_model(
         graph, functions=[block], opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("blocks", 1)]
     )

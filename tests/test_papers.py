@@ -96,6 +96,7 @@ def _measured_params(model: str) -> float:
     return sum(p.numel() for p in module.parameters()) / 1e6
 
 
+@pytest.mark.slow  # builds every model of every table (the families' own tests check their parameters too)
 def test_published_params_match_the_models_as_built():
     checked, mismatches = 0, []
     cache: dict[str, float] = {}

@@ -17,8 +17,18 @@ from convbench.papers.tables import parse_table
 from convbench.report import _noise_targets, models_table, results_view
 from convbench.report_tables import reproduce_view
 
-SETTINGS = {"runtime": "onnxruntime", "device": "cpu", "threads": 1, "macs_convention": "ptflops", "trials": 3,
-            "batch_size": 1, "resolution": 224, "n_runs": 60, "noisy": False, "noisy_reason": ""}
+SETTINGS = {
+    "runtime": "onnxruntime",
+    "device": "cpu",
+    "threads": 1,
+    "macs_convention": "ptflops",
+    "trials": 3,
+    "batch_size": 1,
+    "resolution": 224,
+    "n_runs": 60,
+    "noisy": False,
+    "noisy_reason": "",
+}
 
 
 def render(renderable: Any, width: int) -> str:
@@ -36,25 +46,81 @@ def assert_fits(text: str, width: int) -> None:
 def compare_rows() -> list[dict[str, Any]]:
     timing = {"peak_mb": 412.3, "achieved_gmacs_per_s": 50.9}
     return [
-        {**SETTINGS, **timing, "model": "resnet50", "gmacs": 4.119, "conv_gmacs": 4.09, "params_m": 25.56,
-         "median_ms": 89.87, "median_low_ms": 89.12, "median_high_ms": 91.40, "iqr_ms": 1.21, "cv": 0.021,
-         "throughput_ips": 11.1, "baseline": "resnet50", "speedup": 1.0, "speedup_low": 1.0, "speedup_high": 1.0,
-         "speedup_trial_min": 1.0, "speedup_trial_max": 1.0, "p_value": 1.0, "significant": False,
-         "verdict": "baseline", "theoretical_speedup": 1.0},
-        {**SETTINGS, **timing, "model": "resnet18", "gmacs": 2.275, "conv_gmacs": 2.27, "params_m": 11.69,
-         "median_ms": 80.96, "median_low_ms": 80.24, "median_high_ms": 82.33, "iqr_ms": 2.5, "cv": 0.31,
-         "throughput_ips": 12.4, "baseline": "resnet50", "speedup": 1.110, "speedup_low": 1.096,
-         "speedup_high": 1.138, "speedup_trial_min": 1.09, "speedup_trial_max": 1.14, "p_value": 0.08,
-         "significant": False, "verdict": "no significant difference", "theoretical_speedup": 1.81,
-         "noisy": True, "noisy_reason": "trial 2: CV 31% > 10%"},
-        {**SETTINGS, "model": "resnet34", "gmacs": 3.6, "conv_gmacs": 3.6, "params_m": 21.8, "baseline": "resnet50",
-         "error": "RuntimeError: out of memory while allocating the input tensor"},
+        {
+            **SETTINGS,
+            **timing,
+            "model": "resnet50",
+            "gmacs": 4.119,
+            "conv_gmacs": 4.09,
+            "params_m": 25.56,
+            "median_ms": 89.87,
+            "median_low_ms": 89.12,
+            "median_high_ms": 91.40,
+            "iqr_ms": 1.21,
+            "cv": 0.021,
+            "throughput_ips": 11.1,
+            "baseline": "resnet50",
+            "speedup": 1.0,
+            "speedup_low": 1.0,
+            "speedup_high": 1.0,
+            "speedup_trial_min": 1.0,
+            "speedup_trial_max": 1.0,
+            "p_value": 1.0,
+            "significant": False,
+            "verdict": "baseline",
+            "theoretical_speedup": 1.0,
+        },
+        {
+            **SETTINGS,
+            **timing,
+            "model": "resnet18",
+            "gmacs": 2.275,
+            "conv_gmacs": 2.27,
+            "params_m": 11.69,
+            "median_ms": 80.96,
+            "median_low_ms": 80.24,
+            "median_high_ms": 82.33,
+            "iqr_ms": 2.5,
+            "cv": 0.31,
+            "throughput_ips": 12.4,
+            "baseline": "resnet50",
+            "speedup": 1.110,
+            "speedup_low": 1.096,
+            "speedup_high": 1.138,
+            "speedup_trial_min": 1.09,
+            "speedup_trial_max": 1.14,
+            "p_value": 0.08,
+            "significant": False,
+            "verdict": "no significant difference",
+            "theoretical_speedup": 1.81,
+            "noisy": True,
+            "noisy_reason": "trial 2: CV 31% > 10%",
+        },
+        {
+            **SETTINGS,
+            "model": "resnet34",
+            "gmacs": 3.6,
+            "conv_gmacs": 3.6,
+            "params_m": 21.8,
+            "baseline": "resnet50",
+            "error": "RuntimeError: out of memory while allocating the input tensor",
+        },
     ]
 
 
 def profile_rows() -> list[dict[str, Any]]:
-    keep = ("speedup", "speedup_low", "speedup_high", "speedup_trial_min", "speedup_trial_max", "p_value",
-            "significant", "verdict", "theoretical_speedup", "baseline")
+    keep = (
+        "speedup",
+        "speedup_low",
+        "speedup_high",
+        "speedup_trial_min",
+        "speedup_trial_max",
+        "p_value",
+        "significant",
+        "verdict",
+        "theoretical_speedup",
+        "baseline",
+    )
     return [{k: v for k, v in r.items() if k not in keep} for r in compare_rows()]
 
 
@@ -62,13 +128,23 @@ def profile_rows() -> list[dict[str, Any]]:
 def test_compare_keeps_every_figure_and_the_verdict_whole(width):
     text = render(results_view(compare_rows(), "convbench compare resnet50 resnet18 resnet34"), width)
     assert_fits(text, width)
-    for figure in ("80.96", "80.24–82.33", "1.110×", "1.096–1.138", "[1.09–1.14]", "1.81×",
-                   "no significant difference", "baseline"):
+    for figure in (
+        "80.96",
+        "80.24–82.33",
+        "1.110×",
+        "1.096–1.138",
+        "[1.09–1.14]",
+        "1.81×",
+        "no significant difference",
+        "baseline",
+    ):
         assert figure in text
     assert "two-level bootstrap over 3 trial(s)" in text and "[min–max] over trials" in text
     # A failed row: marked in the table, its message whole below it.
-    assert "error" in text and "resnet34: error: RuntimeError: out of memory while allocating the input tensor" \
-        in " ".join(text.split())
+    assert (
+        "error" in text
+        and "resnet34: error: RuntimeError: out of memory while allocating the input tensor" in " ".join(text.split())
+    )
 
 
 def test_compare_at_120_columns_keeps_each_interval_on_its_figure_line():
@@ -80,8 +156,11 @@ def test_a_narrow_window_gets_a_block_per_model():
     text = render(results_view(compare_rows(), "compare"), 50)
     assert_fits(text, 50)
     assert "┃" not in text  # no table
-    for line in ("median ms (95% CI)    80.96 (80.24–82.33)", "speed-up (95% CI)     1.110× (1.096–1.138)",
-                 "verdict               no significant difference"):
+    for line in (
+        "median ms (95% CI)    80.96 (80.24–82.33)",
+        "speed-up (95% CI)     1.110× (1.096–1.138)",
+        "verdict               no significant difference",
+    ):
         assert line in text
     assert re.search(r"^resnet18 ⚠", text, re.MULTILINE)  # CV is not among the block's fields: the mark is on the name
 
@@ -111,16 +190,21 @@ def test_the_cv_mark_sits_on_the_cv_figure_only_of_the_noisy_row():
 
 def test_drift_marks_the_median_and_machine_signals_the_model():
     rows = profile_rows()
-    rows[0].update(noisy=True, noisy_reason="trial 1: median drifted -18% between the halves of the run; "
-                                            "trial 2: other processes used 0.90 cores during the timed runs")
+    rows[0].update(
+        noisy=True,
+        noisy_reason="trial 1: median drifted -18% between the halves of the run; "
+        "trial 2: other processes used 0.90 cores during the timed runs",
+    )
     text = render(results_view(rows, "profile"), 160)
     assert "89.87 (89.12–91.40) ⚠" in text and "resnet50 ⚠" in text
 
 
 def test_noise_reasons_map_to_their_figures():
-    reason = ("trial 2: CV 31% > 10%; trial 1: median drifted -18% between the halves of the run; "
-              "trial 1: other processes used 0.90 cores during the timed runs; "
-              "trial 3: this process got only 0.40 cores of CPU time (descheduled)")
+    reason = (
+        "trial 2: CV 31% > 10%; trial 1: median drifted -18% between the halves of the run; "
+        "trial 1: other processes used 0.90 cores during the timed runs; "
+        "trial 3: this process got only 0.40 cores of CPU time (descheduled)"
+    )
     assert _noise_targets(reason) == ["cv", "median", "model"]
     assert _noise_targets("") == []
 
@@ -157,21 +241,68 @@ resnet18-mod-cifar10,ResNet18-MoD,cifar10,92.37,,,11.17,0.34,G,1.40,,1.48,,resne
 
 def reproduce_lines() -> list[dict[str, Any]]:
     where = {"runtime": "onnxruntime", "device": "cpu", "threads": 1, "batch_size": 1, "macs_convention": "ptflops"}
-    base = {**where, "method": "ResNet18", "model": "resnet18-cifar10", "baseline": "resnet18-cifar10",
-            "top1_published": 94.04, "top1_std_published": 0.10, "params_m_published": 11.17,
-            "gmacs_published": 0.56, "latency_ms_published": 2.10, "speedup_published": 1.0, "params_m": 11.174,
-            "params_delta_m": 0.004, "params_match": True, "gmacs": 0.557, "gmacs_delta_pct": -0.5,
-            "median_ms": 2.31, "speedup": 1.0, "speedup_low": 1.0, "speedup_high": 1.0, "theoretical_speedup": 1.0,
-            "verdict": "baseline", "noisy": False, "noisy_reason": ""}
-    mod = {**base, "method": "ResNet18-MoD", "model": "resnet18-mod-cifar10", "top1_published": 92.37,
-           "top1_std_published": None, "gmacs_published": 0.34, "latency_ms_published": 1.40,
-           "speedup_published": 1.48, "params_m": 11.263, "params_delta_m": 0.093, "params_match": False,
-           "gmacs": 0.342, "median_ms": 1.52, "speedup": 1.52, "speedup_low": 1.48, "speedup_high": 1.55,
-           "speedup_trial_min": 1.47, "speedup_trial_max": 1.56, "theoretical_speedup": 1.63, "cv": 0.31,
-           "p_value": 0.001, "verdict": "faster", "noisy": "True", "noisy_reason": "trial 1: CV 31% > 10%"}
-    published_only = {**where, "method": "Some pruning method (needs fine-tuning)", "model": "",
-                      "baseline": "resnet18-cifar10", "top1_published": 91.5, "params_m_published": 5.2,
-                      "gmacs_published": 0.2, "median_ms": float("nan"), "error": ""}
+    base = {
+        **where,
+        "method": "ResNet18",
+        "model": "resnet18-cifar10",
+        "baseline": "resnet18-cifar10",
+        "top1_published": 94.04,
+        "top1_std_published": 0.10,
+        "params_m_published": 11.17,
+        "gmacs_published": 0.56,
+        "latency_ms_published": 2.10,
+        "speedup_published": 1.0,
+        "params_m": 11.174,
+        "params_delta_m": 0.004,
+        "params_match": True,
+        "gmacs": 0.557,
+        "gmacs_delta_pct": -0.5,
+        "median_ms": 2.31,
+        "speedup": 1.0,
+        "speedup_low": 1.0,
+        "speedup_high": 1.0,
+        "theoretical_speedup": 1.0,
+        "verdict": "baseline",
+        "noisy": False,
+        "noisy_reason": "",
+    }
+    mod = {
+        **base,
+        "method": "ResNet18-MoD",
+        "model": "resnet18-mod-cifar10",
+        "top1_published": 92.37,
+        "top1_std_published": None,
+        "gmacs_published": 0.34,
+        "latency_ms_published": 1.40,
+        "speedup_published": 1.48,
+        "params_m": 11.263,
+        "params_delta_m": 0.093,
+        "params_match": False,
+        "gmacs": 0.342,
+        "median_ms": 1.52,
+        "speedup": 1.52,
+        "speedup_low": 1.48,
+        "speedup_high": 1.55,
+        "speedup_trial_min": 1.47,
+        "speedup_trial_max": 1.56,
+        "theoretical_speedup": 1.63,
+        "cv": 0.31,
+        "p_value": 0.001,
+        "verdict": "faster",
+        "noisy": "True",
+        "noisy_reason": "trial 1: CV 31% > 10%",
+    }
+    published_only = {
+        **where,
+        "method": "Some pruning method (needs fine-tuning)",
+        "model": "",
+        "baseline": "resnet18-cifar10",
+        "top1_published": 91.5,
+        "params_m_published": 5.2,
+        "gmacs_published": 0.2,
+        "median_ms": float("nan"),
+        "error": "",
+    }
     return [base, mod, published_only]
 
 
@@ -184,8 +315,20 @@ def table():
 def test_reproduce_puts_the_paper_above_the_measurement(table, width):
     text = render(reproduce_view(table, reproduce_lines()), width)
     assert_fits(text, width)
-    for figure in ("94.04", "11.17", "11.174", "0.56", "0.557", "1.48", "1.52 (1.48–1.55)", "1.63",
-                   "1.00 (baseline)", "ResNet18-MoD", "paper", "meas."):
+    for figure in (
+        "94.04",
+        "11.17",
+        "11.174",
+        "0.56",
+        "0.557",
+        "1.48",
+        "1.52 (1.48–1.55)",
+        "1.63",
+        "1.00 (baseline)",
+        "ResNet18-MoD",
+        "paper",
+        "meas.",
+    ):
         assert figure in text
     assert "(published" in text  # a label, which may wrap
     assert "11.263 ⚠" in text  # params off the printed precision
@@ -225,8 +368,10 @@ def test_models_table_keeps_names_and_figures_whole(width):
 
 
 def test_models_table_names_a_plugins_source():
-    entries = [get_entry("resnet18-kw-1x"),
-               dataclasses.replace(get_entry("resnet18"), name="tiny-plugin-net", source="plugin convbench-tiny 0.3.1")]
+    entries = [
+        get_entry("resnet18-kw-1x"),
+        dataclasses.replace(get_entry("resnet18"), name="tiny-plugin-net", source="plugin convbench-tiny 0.3.1"),
+    ]
     for width in (80, 220):
         text = render(models_table(entries), width)
         assert_fits(text, width)

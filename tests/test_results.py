@@ -42,12 +42,6 @@ def test_a_new_settings_column_goes_before_the_environment_in_one_write(tmp_path
     assert columns[-len(ENVIRONMENT_COLUMNS) :] == ENVIRONMENT_COLUMNS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: write_rows builds the file from the union of the rows' columns in order of first "
-    "appearance, so a runtime setting that only a later (or appended) row has lands after the environment "
-    "columns, against order_columns' layout (schema, settings, environment)",
-)
 def test_environment_columns_stay_last_when_rows_bring_new_settings(tmp_path):
     path = tmp_path / "r.csv"
     write_rows(path, [row("a")])

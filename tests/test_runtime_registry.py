@@ -85,8 +85,9 @@ def test_missing_openvino_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(UserInputError) as info:
         runtime_class("openvino", "cpu")
-    assert str(info.value) == ("runtime 'openvino' needs openvino, which is not installed; "
-                               "pip install 'convbench[openvino]'")
+    assert str(info.value) == (
+        "runtime 'openvino' needs openvino, which is not installed; pip install 'convbench[openvino]'"
+    )
     assert "openvino (cpu, not installed: pip install 'convbench[openvino]')" in runtime_help()
 
 

@@ -35,9 +35,13 @@ def restore_backend_flags():
     """The flags the runtime sets are process-wide: put them back for the other tests."""
     b = torch.backends
     saved = {
-        "generic": b.fp32_precision, "matmul": b.cuda.matmul.fp32_precision, "cudnn": b.cudnn.fp32_precision,
-        "conv": b.cudnn.conv.fp32_precision, "rnn": b.cudnn.rnn.fp32_precision,
-        "mkldnn_matmul": b.mkldnn.matmul.fp32_precision, "legacy": torch.get_float32_matmul_precision(),
+        "generic": b.fp32_precision,
+        "matmul": b.cuda.matmul.fp32_precision,
+        "cudnn": b.cudnn.fp32_precision,
+        "conv": b.cudnn.conv.fp32_precision,
+        "rnn": b.cudnn.rnn.fp32_precision,
+        "mkldnn_matmul": b.mkldnn.matmul.fp32_precision,
+        "legacy": torch.get_float32_matmul_precision(),
         "benchmark": b.cudnn.benchmark,
     }
     yield
@@ -154,10 +158,16 @@ def small_model():
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
 
 
-@pytest.mark.parametrize(("precision", "dtype"), [
-    ("fp32", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16),
-    ("amp-fp16", torch.float32), ("amp-bf16", torch.float32),
-])
+@pytest.mark.parametrize(
+    ("precision", "dtype"),
+    [
+        ("fp32", torch.float32),
+        ("fp16", torch.float16),
+        ("bf16", torch.bfloat16),
+        ("amp-fp16", torch.float32),
+        ("amp-bf16", torch.float32),
+    ],
+)
 def test_place_casts_model_and_input_only_in_the_cast_modes(precision, dtype):
     module, x = tc.place(small_model(), torch.randn(2, 3, 8, 8), "cpu", precision, channels_last=False)
     assert {p.dtype for p in module.parameters()} == {dtype}
@@ -178,16 +188,24 @@ def test_place_applies_channels_last_to_weights_and_input():
 def test_tf32_off_turns_off_torchs_default_tf32_convolutions(restore_backend_flags):
     torch.backends.cudnn.conv.fp32_precision = "tf32"  # torch's own default
     flags = tc.apply_backend_flags(tf32=False, cudnn_benchmark=True)
-    assert flags == {"matmul_fp32_precision": "ieee", "conv_fp32_precision": "ieee", "tf32": False,
-                     "cudnn_benchmark": True}
+    assert flags == {
+        "matmul_fp32_precision": "ieee",
+        "conv_fp32_precision": "ieee",
+        "tf32": False,
+        "cudnn_benchmark": True,
+    }
     assert torch.backends.cudnn.conv.fp32_precision == "ieee"
     assert torch.get_float32_matmul_precision() == "highest"  # would raise if the two APIs disagreed
 
 
 def test_tf32_on_is_set_for_convolutions_and_matrix_products(restore_backend_flags):
     flags = tc.apply_backend_flags(tf32=True, cudnn_benchmark=False)
-    assert flags == {"matmul_fp32_precision": "tf32", "conv_fp32_precision": "tf32", "tf32": True,
-                     "cudnn_benchmark": False}
+    assert flags == {
+        "matmul_fp32_precision": "tf32",
+        "conv_fp32_precision": "tf32",
+        "tf32": True,
+        "cudnn_benchmark": False,
+    }
     assert torch.backends.cudnn.benchmark is False
     # Inductor reads the older matmul setting; torch raises if it contradicts the new one
     assert torch.get_float32_matmul_precision() == "high"
@@ -226,11 +244,25 @@ class Cyclic:
 def bare_model(options=None, precision="fp32", **attributes):
     model = object.__new__(TorchCUDAModel)
     state = dict(
-        options=options or TorchCudaOptions(), precision=precision, graph=None, static_output=None, module=None,
-        input=None, call=None, start_event=None, end_event=None, device_index=0, cold_run=None, before={},
-        after={}, peak={}, cudagraph_skips=None, _window_open=False, _compiled=False, _closed=False,
-        flags={"matmul_fp32_precision": "ieee", "conv_fp32_precision": "ieee", "tf32": False,
-               "cudnn_benchmark": True},
+        options=options or TorchCudaOptions(),
+        precision=precision,
+        graph=None,
+        static_output=None,
+        module=None,
+        input=None,
+        call=None,
+        start_event=None,
+        end_event=None,
+        device_index=0,
+        cold_run=None,
+        before={},
+        after={},
+        peak={},
+        cudagraph_skips=None,
+        _window_open=False,
+        _compiled=False,
+        _closed=False,
+        flags={"matmul_fp32_precision": "ieee", "conv_fp32_precision": "ieee", "tf32": False, "cudnn_benchmark": True},
     )
     state.update(attributes)
     for name, value in state.items():
@@ -251,12 +283,14 @@ def cuda_calls(monkeypatch):
 def test_close_releases_graph_output_module_and_input_before_emptying_the_cache(monkeypatch, cuda_calls):
     module, tensor, output = Cyclic(), Cyclic(), Cyclic()
     alive = [weakref.ref(module), weakref.ref(tensor), weakref.ref(output)]
-    model = bare_model(graph=FakeGraph(cuda_calls), module=module, input=tensor, static_output=output,
-                       call=lambda: None)
+    model = bare_model(
+        graph=FakeGraph(cuda_calls), module=module, input=tensor, static_output=output, call=lambda: None
+    )
     del module, tensor, output
     seen_alive = []
-    monkeypatch.setattr(torch.cuda, "empty_cache",
-                        lambda: (cuda_calls.append("empty_cache"), seen_alive.extend(r() for r in alive)))
+    monkeypatch.setattr(
+        torch.cuda, "empty_cache", lambda: (cuda_calls.append("empty_cache"), seen_alive.extend(r() for r in alive))
+    )
     model.close()
     assert cuda_calls == ["graph.reset", "synchronize", "empty_cache"]
     assert seen_alive == [None, None, None]  # nothing left for empty_cache to miss, cycles included
@@ -337,8 +371,9 @@ def test_interleaved_windows_do_not_reset_each_others_peak(peak_counters):
 
 def test_settings_record_what_ran_memory_and_gpu_state(monkeypatch, peak_counters):
     monkeypatch.setattr(gpu, "gpu_environment", lambda device_index=0: {"gpu": "NVIDIA H200", "driver": "570.1"})
-    model = bare_model(TorchCudaOptions(compile=True, cuda_graphs=True), precision="amp-bf16", cold_run=1.5,
-                       cudagraph_skips=0)
+    model = bare_model(
+        TorchCudaOptions(compile=True, cuda_graphs=True), precision="amp-bf16", cold_run=1.5, cudagraph_skips=0
+    )
     model.measurement_started()
     model.measurement_finished()
     row = model.settings()
@@ -373,8 +408,9 @@ def no_nvml(monkeypatch):
 
 @pytest.fixture
 def known_gpu(monkeypatch):
-    monkeypatch.setattr(gpu, "device_ids", lambda device_index: ("GPU-5f2c1e1a-0000-1111-2222-333344445555",
-                                                                 "00000000:3B:00.0"))
+    monkeypatch.setattr(
+        gpu, "device_ids", lambda device_index: ("GPU-5f2c1e1a-0000-1111-2222-333344445555", "00000000:3B:00.0")
+    )
 
 
 def smi_answer(monkeypatch, stdout=None, error=None):
@@ -391,8 +427,7 @@ def smi_answer(monkeypatch, stdout=None, error=None):
     return calls
 
 
-def test_without_nvidia_smi_or_nvml_state_is_empty_and_environment_has_empty_values(monkeypatch, no_nvml,
-                                                                                   known_gpu):
+def test_without_nvidia_smi_or_nvml_state_is_empty_and_environment_has_empty_values(monkeypatch, no_nvml, known_gpu):
     monkeypatch.setattr(gpu.shutil, "which", lambda name: None)
     monkeypatch.setattr(gpu.subprocess, "run", lambda *a, **k: pytest.fail("ran a tool that is not there"))
     assert gpu.gpu_state(0) == {}
@@ -416,26 +451,29 @@ def test_without_a_known_gpu_id_nothing_is_queried_by_ordinal(monkeypatch, no_nv
 
 def test_nvidia_smi_is_asked_for_the_gpu_by_uuid(monkeypatch, no_nvml, known_gpu):
     calls = smi_answer(monkeypatch, stdout="1980, 2619, 41, [N/A]\n")
-    assert gpu.gpu_state(3) == {"sm_clock_mhz": 1980.0, "mem_clock_mhz": 2619.0, "temperature_c": 41.0,
-                                "power_w": None}
+    assert gpu.gpu_state(3) == {"sm_clock_mhz": 1980.0, "mem_clock_mhz": 2619.0, "temperature_c": 41.0, "power_w": None}
     assert "--id=GPU-5f2c1e1a-0000-1111-2222-333344445555" in calls[0]
     assert not any(arg == "--id=3" for arg in calls[0])
 
 
-@pytest.mark.parametrize("error", [
-    subprocess.CalledProcessError(9, "nvidia-smi", stderr="No devices were found"),
-    subprocess.TimeoutExpired("nvidia-smi", 10),
-    FileNotFoundError("nvidia-smi"),
-    PermissionError("nvidia-smi"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        subprocess.CalledProcessError(9, "nvidia-smi", stderr="No devices were found"),
+        subprocess.TimeoutExpired("nvidia-smi", 10),
+        FileNotFoundError("nvidia-smi"),
+        PermissionError("nvidia-smi"),
+    ],
+)
 def test_a_failing_nvidia_smi_gives_empty_values(monkeypatch, no_nvml, known_gpu, error):
     smi_answer(monkeypatch, error=error)
     assert gpu.gpu_state(0) == {}
     assert gpu.gpu_environment(0)["driver"] is None
 
 
-@pytest.mark.parametrize("stdout", ["", "1980, 2619, 41, 120\n1410, 2619, 40, 90\n", "1980, 2619\n",
-                                    "[N/A], [N/A], [N/A], [N/A]\n"])
+@pytest.mark.parametrize(
+    "stdout", ["", "1980, 2619, 41, 120\n1410, 2619, 40, 90\n", "1980, 2619\n", "[N/A], [N/A], [N/A], [N/A]\n"]
+)
 def test_unusable_nvidia_smi_answers_give_empty_state(monkeypatch, no_nvml, known_gpu, stdout):
     smi_answer(monkeypatch, stdout=stdout)
     assert gpu.gpu_state(0) == {}
@@ -473,8 +511,7 @@ def test_nvml_is_used_where_installed(monkeypatch, known_gpu):
     nvml, calls = fake_pynvml()
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     monkeypatch.setattr(gpu.subprocess, "run", lambda *a, **k: pytest.fail("nvidia-smi run although NVML works"))
-    assert gpu.gpu_state(0) == {"sm_clock_mhz": 1980.0, "mem_clock_mhz": 3201.0, "temperature_c": 44.0,
-                                "power_w": None}
+    assert gpu.gpu_state(0) == {"sm_clock_mhz": 1980.0, "mem_clock_mhz": 3201.0, "temperature_c": 44.0, "power_w": None}
     assert ("uuid", b"GPU-5f2c1e1a-0000-1111-2222-333344445555") in calls
     assert calls.count("init") == calls.count("shutdown") == 1
     assert gpu.gpu_environment(0)["driver"] == "570.124.06"
@@ -491,13 +528,17 @@ def test_a_failing_nvml_falls_back_to_nvidia_smi(monkeypatch, known_gpu):
     nvml, _ = fake_pynvml(init_error=RuntimeError("NVML Shared Library Not Found"))
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     smi_answer(monkeypatch, stdout="1410, 1593, 38, 71.25\n")
-    assert gpu.gpu_state(0) == {"sm_clock_mhz": 1410.0, "mem_clock_mhz": 1593.0, "temperature_c": 38.0,
-                                "power_w": 71.25}
+    assert gpu.gpu_state(0) == {
+        "sm_clock_mhz": 1410.0,
+        "mem_clock_mhz": 1593.0,
+        "temperature_c": 38.0,
+        "power_w": 71.25,
+    }
 
 
 def test_device_ids_are_the_forms_nvml_and_nvidia_smi_take(monkeypatch):
-    props = SimpleNamespace(uuid="5f2c1e1a-0000-1111-2222-333344445555", pci_bus_id=0x3B, pci_domain_id=0,
-                            pci_device_id=0)
+    props = SimpleNamespace(
+        uuid="5f2c1e1a-0000-1111-2222-333344445555", pci_bus_id=0x3B, pci_domain_id=0, pci_device_id=0
+    )
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
     assert gpu.device_ids(0) == ("GPU-5f2c1e1a-0000-1111-2222-333344445555", "00000000:3B:00.0")
-

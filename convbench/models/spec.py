@@ -145,10 +145,18 @@ class ResolvedModel:
         """Builder arguments as the model was built: declared defaults overridden by the user's."""
         return {**self.recorded_args, **self.builder_args}
 
-    def build(self, *, calibrate: bool = True, counting: bool = False, seed: int = DEFAULT_SEED) -> nn.Module:
+    def build(
+        self,
+        *,
+        calibrate: bool = True,
+        counting: bool = False,
+        seed: int = DEFAULT_SEED,
+        resolution: int | None = None,
+    ) -> nn.Module:
         """The module in eval mode, weights from ``seed`` (or the spec's weights file), BatchNorm calibrated
-        on random data unless ``calibrate`` is False or real weights are loaded; ``counting``: the family's
-        counting arguments apply."""
+        on random data at ``resolution`` (default: the model's own; statistics gathered on other map sizes do
+        not fit) unless ``calibrate`` is False or real weights are loaded; ``counting``: the family's counting
+        arguments apply."""
         import torch
 
         from convbench.models import calibration
@@ -174,7 +182,8 @@ class ResolvedModel:
 
                 load_weights(module, Path(self.spec.weights))
             elif calibrate and self.input_size is not None:
-                calibration.calibrate_batchnorm(module, self.input_size)
+                size = self.input_size if resolution is None else (self.input_size[0], resolution, resolution)
+                calibration.calibrate_batchnorm(module, size)
         return module.eval()
 
     def identity(self) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def build_module_and_input(
     import torch
 
     with phases.phase("build"):
-        module = model.build()
+        module = model.build(resolution=settings.input_shape[-1])
         x = seeded_input(settings.input_shape)
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
