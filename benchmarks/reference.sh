@@ -32,7 +32,7 @@ if want openvino; then  # and on OpenVINO, from the same ONNX files
     "${TIMING[@]}" -o results/mod-openvino-cpu.csv
 fi
 if want mod-impl; then  # every MoD implementation on every CPU runtime
-  $PY benchmarks/mod_speedup.py --trials 4 --runs 20 --min-time 1 -o results/mod_speedup.csv
+  $PY benchmarks/mod_speedup.py --trials 3 --runs 20 --min-time 1 -o results/mod_speedup.csv
 fi
 if want kw; then  # ResNet18 with KernelWarehouse, ODConv and DY-Conv
   fresh results/kw-resnet18-onnxruntime-cpu.csv
@@ -56,13 +56,13 @@ if want tables; then  # the papers' tables, published beside measured, and their
   fresh results/mod-imagenet-cpu.csv results/mod-resnets-cpu.csv results/kw-resnet18-cpu.csv \
     results/micronet-cpu.csv
   for runtime in onnxruntime torch; do
-    $CB reproduce mod-imagenet --device cpu --runtime $runtime --threads 1 --trials 4 --runs 15 --min-time 1 \
+    $CB reproduce mod-imagenet --device cpu --runtime $runtime --threads 1 --trials 3 --runs 15 --min-time 1 \
       -o results/mod-imagenet-cpu.csv
-    $CB reproduce mod-resnets --device cpu --runtime $runtime --threads 1 --trials 4 --runs 15 --min-time 1 \
+    $CB reproduce mod-resnets --device cpu --runtime $runtime --threads 1 --trials 3 --runs 15 --min-time 1 \
       -o results/mod-resnets-cpu.csv
   done
-  $CB reproduce kw-resnet18 --device cpu --threads 1 --trials 4 --runs 15 --min-time 1 -o results/kw-resnet18-cpu.csv
-  $CB reproduce micronet --device cpu --threads 1 --trials 4 --runs 100 --min-time 1 -o results/micronet-cpu.csv
+  $CB reproduce kw-resnet18 --device cpu --threads 1 --trials 3 --runs 15 --min-time 1 -o results/kw-resnet18-cpu.csv
+  $CB reproduce micronet --device cpu --threads 1 --trials 3 --runs 100 --min-time 1 -o results/micronet-cpu.csv
   for name in mod-imagenet mod-resnets kw-resnet18 micronet; do
     $CB plot results/$name-cpu.csv -o results/$name-cpu.png
   done
@@ -71,7 +71,7 @@ if want macs; then  # do MACs predict latency? the whole registry on ONNX Runtim
   $PY benchmarks/macs_vs_latency.py -o results/macs-vs-latency-cpu.csv
 fi
 if want repro; then  # do the intervals hold on a rerun? (the "before" rows come from the previous release)
-  $PY benchmarks/reproducibility.py --runs-of 8 --label after --append -o results/reproducibility.csv
+  $PY benchmarks/reproducibility.py --runs-of 8 --label "after, defaults" --append -o results/reproducibility.csv
 fi
 if want cli; then  # how fast the CLI answers
   $PY benchmarks/cli_latency.py -o results/cli_latency.csv

@@ -119,8 +119,11 @@ def main() -> None:
         "command": f"convbench compare {BASELINE} {CANDIDATE} --device cpu --threads 1 {' '.join(args.extra)}".strip(),
     }
     env = environment()
-    rows = [{"kind": "run", "label": args.label, "run": k, **r, **env} for k, r in enumerate(runs, start=1)]
-    rows.append({**summary, **env, "git_commit": runs[0]["git_commit"] or env["git_commit"]})
+    rows = [
+        {"kind": "run", "label": args.label, "run": k, "model": CANDIDATE, **r, **env}
+        for k, r in enumerate(runs, start=1)
+    ]
+    rows.append({**summary, "model": CANDIDATE, **env, "git_commit": runs[0]["git_commit"] or env["git_commit"]})
     write_rows(args.output, rows, append=args.append and args.output.exists(), schema=False)
     print(
         f"{args.label}: coverage {summary['coverage']:.2f} (target ≥ {TARGET_COVERAGE}), spread "

@@ -94,7 +94,7 @@ class BenchmarkConfig:
         check=one_of([*CONVENTIONS, "paper"]),
     )
     trials: int = option(
-        6,
+        10,
         "Independent trials (fresh sessions; with --isolate process, fresh processes); intervals include the "
         "variation between them.",
         check=between(1, 1000),

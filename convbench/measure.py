@@ -28,9 +28,11 @@ class TimingSettings:
     warmup_time: float = option(
         0.5, "Warm-up seconds per model and trial (at least this long).", check=at_least(0), in_key=False
     )
-    runs: int = option(20, "Measured runs per model and trial (at least this many).", check=at_least(1), in_key=False)
+    # Short trials, many of them: the variation between sessions dominates a rerun's error, and only more
+    # trials average it (benchmarks/reproducibility.py measured 6 trials of 20 runs and 1 s: spread 3.2%).
+    runs: int = option(15, "Measured runs per model and trial (at least this many).", check=at_least(1), in_key=False)
     min_time: float = option(
-        1.0, "Measured seconds per model and trial (at least this long).", check=at_least(0), in_key=False
+        0.75, "Measured seconds per model and trial (at least this long).", check=at_least(0), in_key=False
     )
     block: int = option(5, "Runs of one model in a row before the next model's turn.", check=at_least(1), in_key=False)
 

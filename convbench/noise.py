@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from convbench.stats import NOISY_CV, NOISY_DRIFT, drift, summarize
+from convbench.stats import NOISY_CV, NOISY_DRIFT, drift, mann_whitney_p, summarize
 
 try:
     import resource
@@ -53,6 +53,7 @@ INVOL_SWITCHES_LIMIT = 20.0
 # Below this window the counters' 10 ms tick resolution leaves errors of a tenth of a core and more, too
 # coarse for the limits above, so such windows are not judged on the counters at all.
 MIN_WINDOW_S = 0.5
+DRIFT_SIGNIFICANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,10 @@ def noise_reasons(samples_s: Sequence[float], signals: WindowSignals | None, thr
     if summary.cv > NOISY_CV:
         reasons.append(f"CV {summary.cv:.0%} > {NOISY_CV:.0%}")
     change = drift(samples_s)
-    if abs(change) > NOISY_DRIFT:
+    half = len(samples_s) // 2
+    # With a trial's 20-odd runs, two halves' medians differ by a few percent by chance alone: drift is a shift
+    # larger than NOISY_DRIFT that the halves' ranks also show (Mann–Whitney U, p < DRIFT_SIGNIFICANCE).
+    if abs(change) > NOISY_DRIFT and mann_whitney_p(samples_s[:half], samples_s[half:]) < DRIFT_SIGNIFICANCE:
         reasons.append(f"median drifted {change:+.0%} between the halves of the run")
     if signals is None or not signals.wall_s >= MIN_WINDOW_S:
         return reasons

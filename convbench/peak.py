@@ -147,9 +147,14 @@ def _openvino_gemm(n: int, threads: int, device: str) -> Gemm:
         },
     )
     request = compiled.create_infer_request()
-    request.set_input_tensor(ov.Tensor(a, shared_memory=True))
+    tensor = ov.Tensor(a, shared_memory=True)
+    request.set_input_tensor(tensor)
+    # The request points into the operand's memory and the compiled model: both must outlive it, so the timing
+    # function holds them (freed early, the next infer() reads freed memory and crashes).
+    keep = (core, compiled, a, tensor)
 
     def run() -> float:
+        assert keep
         start = time.perf_counter()
         request.infer(share_outputs=True)
         return time.perf_counter() - start

@@ -55,4 +55,4 @@ def test_first_runs_taken_by_the_caller_are_not_repeated():
 
 def test_defaults_are_per_trial():
     # A benchmark runs several trials, each warming up and measuring for at least this long.
-    assert TimingSettings() == TimingSettings(warmup=5, warmup_time=0.5, runs=20, min_time=1.0, block=5)
+    assert TimingSettings() == TimingSettings(warmup=5, warmup_time=0.5, runs=15, min_time=0.75, block=5)

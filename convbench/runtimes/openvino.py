@@ -171,7 +171,10 @@ class OpenVINOModel(PreparedModel):
         self.feed = seeded_feed(exported.input_shape)
         # The input is set once, sharing the array's memory, so each timed infer() copies nothing in: the
         # request reads the tensor already bound to it ("Synchronous Inference Request", OpenVINO Python API).
-        self.request.set_input_tensor(ov.Tensor(self.feed, shared_memory=True))
+        # The request points into this array and the compiled model: both are kept for as long as it is.
+        self.tensor = ov.Tensor(self.feed, shared_memory=True)
+        self.core = core
+        self.request.set_input_tensor(self.tensor)
         self.request.infer()
         output = self.request.get_output_tensor(0).data.copy()
         self.max_abs_diff, self.tolerance = parity(
@@ -222,6 +225,7 @@ class OpenVINOModel(PreparedModel):
         self.infer = None
         self.request = None
         self.compiled = None
+        self.tensor = self.core = None
 
 
 @register_runtime
