@@ -44,12 +44,16 @@ def flag(row: pd.Series) -> str:
     return "⚠ " + ", ".join(kinds)
 
 
+def runs_range(d: pd.DataFrame) -> str:
+    low, high = int(d["n_runs"].min()), int(d["n_runs"].max())
+    return str(low) if low == high else f"{low}–{high}"
+
+
 def compare_table(path: Path, extra: str | None = None) -> str:
     d = pd.read_csv(path)
     lines = [
         f"`{path}` ({d['runtime'].iloc[0]}, {int(d['threads'].iloc[0])} thread, {int(d['trials'].iloc[0])} "
-        f"trials × ≥{int(d['timing_runs'].iloc[0])} runs, {int(d['n_runs'].min())}–{int(d['n_runs'].max())} "
-        "runs per model in all)",
+        f"trials × ≥{int(d['timing_runs'].iloc[0])} runs, {runs_range(d)} runs per model in all)",
         "",
         "| model | GMACs | params (M) | median ms (95% CI) | speed-up (95% CI) | over trials | MAC speed-up | "
         "realised ÷ MAC | verdict | noise |",

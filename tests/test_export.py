@@ -125,7 +125,7 @@ def test_every_family_exports_faithfully(name, resolution, batch):
     assert result.input_shape == (batch, 3, resolution, resolution)
     graph_input = onnx.load(str(result.path)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in graph_input] == [batch, 3, resolution, resolution]  # exported at the batch measured
-    model = resolve_model(name).build()  # the same seeded, calibrated weights the export was made from
+    model = resolve_model(name).build(resolution=resolution)  # the seeded weights the export was made from
     x = torch.randn(batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(DEFAULT_SEED + 1))
     got, expected = onnx_output(result.path, x), torch_output(model, x)
     scale = float(np.abs(expected).max())
@@ -140,7 +140,7 @@ def test_every_family_exports_faithfully(name, resolution, batch):
 @pytest.mark.slow
 def test_micronet_parity_is_relative_to_its_tiny_outputs():
     result = export_onnx("micronet-m0", resolution=64)
-    model = resolve_model("micronet-m0").build()
+    model = resolve_model("micronet-m0").build(resolution=64)
     example = torch.randn(*result.input_shape, generator=torch.Generator().manual_seed(DEFAULT_SEED))
     scale = float(np.abs(torch_output(model, example)).max())
     assert result.max_abs_diff <= result.tolerance

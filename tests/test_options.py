@@ -91,7 +91,7 @@ def test_flags_come_from_the_field_declaration():
     assert "--no-ort-spinning" in params["ort_spinning"].secondary_opts
     # The declared help reaches the command line, with the declared default.
     assert "Intra-op threads" in params["threads"].help
-    assert "[default: 6]" in params["trials"].help
+    assert f"[default: {BenchmarkConfig().trials}]" in params["trials"].help
 
 
 def test_count_and_export_take_the_same_flags_as_profile_for_the_fields_they_use():

@@ -335,7 +335,7 @@ def test_a_failed_setup_is_closed_before_the_error_propagates(monkeypatch, resto
     monkeypatch.setattr(TorchCUDAModel, "close", lambda self: closed.append(self))
 
     class OutOfMemory:
-        def build(self):
+        def build(self, **_: object):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     with pytest.raises(torch.OutOfMemoryError):
