@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.text import Text
 
 from convbench.benchmark import BenchmarkConfig, config_from_mapping, runtime_option_classes
 from convbench.cli_evaluate import evaluate_command
@@ -47,7 +48,7 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ConvbenchError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"), highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; nothing was written")
@@ -217,8 +218,8 @@ def run_and_report(
     with progress_display() as progress:
         rows = sweep(specs, config, progress, samples)
     console.print(results_view(rows, f"convbench {command} " + " ".join(models), wide=out.wide))
-    for line in noisy_warnings(rows):
-        err_console.print(line, style="yellow", highlight=False)
+    for line in noisy_warnings(rows):  # model labels such as name[impl=x] are text, not markup
+        err_console.print(line, style="yellow", highlight=False, markup=False)
     if path is not None:
         write_rows(path, rows, out.fmt)
         err_console.print(f"wrote {len(rows)} row(s) to {path}")
@@ -335,7 +336,7 @@ def reproduce_command(
         result = reproduce(key, config, output=output, force=force, progress=progress, only=only)
     console.print(reproduce_view(result.table, result.lines, result.reused, wide=wide))
     for line in noisy_warnings(result.measured_rows) + params_warnings(result.lines):
-        err_console.print(line, style="yellow", highlight=False)
+        err_console.print(line, style="yellow", highlight=False, markup=False)
     err_console.print(
         f"measured {len(result.measured)} model(s), reused {len(result.reused)}; wrote {len(result.lines)} row(s) "
         f"to {result.path}"
@@ -399,7 +400,7 @@ def run_command(
     path = output or spec.output or Path("results/run.csv")
     if dry_run:
         for job in jobs:
-            console.print(f"job {job.index}: {job.describe()}", highlight=False)
+            console.print(f"job {job.index}: {job.describe()}", highlight=False, markup=False)
         return
     check_writable(path)
     if not jobs:

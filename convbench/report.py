@@ -337,7 +337,7 @@ def models_table(entries: Sequence[ModelEntry]) -> FittedView:
 def count_table(model: str, result: CountResult) -> Table:
     rule = CONVENTIONS.get(result.convention)
     caption = f"convention {result.convention}" + (f": {rule.description}" if rule else "")
-    table = Table(title=f"{model}: MACs and parameters", caption=caption)
+    table = Table(title=Text(f"{model}: MACs and parameters"), caption=caption)
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_row("input", "×".join(map(str, result.input_shape)))
@@ -353,7 +353,7 @@ def count_table(model: str, result: CountResult) -> Table:
 
 
 def module_table(model: str, result: CountResult, max_depth: int) -> Table:
-    table = Table(title=f"{model}: per-module breakdown (depth ≤ {max_depth})")
+    table = Table(title=Text(f"{model}: per-module breakdown (depth ≤ {max_depth})"))
     table.add_column("module")
     table.add_column("GMACs", justify="right")
     table.add_column("% MACs", justify="right")
@@ -366,7 +366,7 @@ def module_table(model: str, result: CountResult, max_depth: int) -> Table:
 
 
 def export_table(result: ExportResult) -> Table:
-    table = Table(title=f"{result.model}: ONNX export")
+    table = Table(title=Text(f"{result.model}: ONNX export"))
     table.add_column("quantity")
     table.add_column("value")
     table.add_row("file", str(result.path))
@@ -586,7 +586,7 @@ def noisy_warnings(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 def operator_table(model: str, rows: Sequence[Any]) -> Table:
     """ONNX Runtime per-operator-type time (rows of ``OperatorTime``)."""
-    table = Table(title=f"{model}: ONNX Runtime time per operator type (its own profiler)")
+    table = Table(title=Text(f"{model}: ONNX Runtime time per operator type (its own profiler)"))
     table.add_column("operator")
     table.add_column("ms / run", justify="right")
     table.add_column("share", justify="right")
