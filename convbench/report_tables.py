@@ -139,25 +139,22 @@ def reproduce_view(
         mismatch = match is False or str(match).lower() == "false"
         return _fmt(line.get("params_m"), ".3f") + (f" {WARN}" if mismatch else "")
 
+    def with_interval(line: dict[str, Any], key: str) -> str:
+        """``key`` with its ``key_low``–``key_high`` interval where the line has one."""
+        if _blank(line.get(key)):
+            return "—"
+        value, low, high = _fmt(line.get(key)), line.get(f"{key}_low"), line.get(f"{key}_high")
+        return value if _blank(low) or _blank(high) else f"{value} ({_fmt(low)}–{_fmt(high)})"
+
     def speedup(line: dict[str, Any]) -> str | Text:
         if not _blank(line.get("error")):
             return Text("error", style="red")
-        if _blank(line.get("speedup")):
-            return "—"
-        if line.get("model") and line.get("model") == line.get("baseline"):
+        if not _blank(line.get("speedup")) and line.get("model") and line.get("model") == line.get("baseline"):
             return "1.00 (baseline)"
-        value = _fmt(line.get("speedup"))
-        if _blank(line.get("speedup_low")) or _blank(line.get("speedup_high")):
-            return value
-        return f"{value} ({_fmt(line.get('speedup_low'))}–{_fmt(line.get('speedup_high'))})"
+        return with_interval(line, "speedup")
 
     def gpu_speedup(line: dict[str, Any]) -> str:
-        if _blank(line.get("speedup_gpu")):
-            return "—"
-        value = _fmt(line.get("speedup_gpu"))
-        if _blank(line.get("speedup_gpu_low")) or _blank(line.get("speedup_gpu_high")):
-            return value
-        return f"{value} ({_fmt(line.get('speedup_gpu_low'))}–{_fmt(line.get('speedup_gpu_high'))})"
+        return with_interval(line, "speedup_gpu")
 
     def spread(line: dict[str, Any]) -> str:
         low, high = line.get("speedup_trial_min"), line.get("speedup_trial_max")
