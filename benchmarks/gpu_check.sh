@@ -3,7 +3,7 @@
 #   1. make install (the only install), 2. the GPU tests (tests/test_cuda.py),
 #   3. CNN-MoD (ResNet50 vs ResNet75/86/50-MoD) at batch 1 and 64, fp32 and amp-fp16, CUDA graphs off and on,
 #      into results/mod-cuda.csv,
-#   4. the CNN-MoD ImageNet table (reproduce) into results/mod-imagenet-cuda.csv, and its plot.
+#   4. the CNN-MoD ImageNet table (reproduce) into results/mod-imagenet-cuda-torch.csv, and its plot.
 # A failing step is reported and the others still run; the script exits non-zero if any failed or was skipped
 # for lack of time. Every step is timed against one overall budget (GPU_CHECK_BUDGET_S, default 480 s).
 # When $OUT is set (the device machine collects what is written under it), the result files and the log are
@@ -49,8 +49,8 @@ collect() {
   [ -n "${OUT:-}" ] || return 0
   mkdir -p "$OUT/results"
   local f
-  for f in results/mod-cuda.csv results/mod-imagenet-cuda.csv results/mod-imagenet-cuda.png \
-    results/mod-imagenet-cuda.svg results/gpu-check-pytest.xml "$LOG"; do
+  for f in results/mod-cuda.csv results/mod-imagenet-cuda-torch.csv results/mod-imagenet-cuda-torch.png \
+    results/mod-imagenet-cuda-torch.svg results/gpu-check-pytest.xml "$LOG"; do
     [ -f "$f" ] && cp "$f" "$OUT/results/"
   done
   return 0
@@ -58,8 +58,8 @@ collect() {
 trap collect EXIT
 
 # compare and reproduce append (and reproduce reuses rows it already has): each result file holds this run only.
-rm -f results/mod-cuda.csv results/mod-imagenet-cuda.csv results/mod-imagenet-cuda.png \
-  results/mod-imagenet-cuda.svg results/gpu-check-pytest.xml
+rm -f results/mod-cuda.csv results/mod-imagenet-cuda-torch.csv results/mod-imagenet-cuda-torch.png \
+  results/mod-imagenet-cuda-torch.svg results/gpu-check-pytest.xml
 
 step "environment" 30 bash -c 'nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit \
   --format=csv'
@@ -82,8 +82,8 @@ step "compare amp-fp16, graphs on" 70 "$CB" compare "${MODELS[@]}" --device cuda
   --cuda-graphs "${SHORT[@]}" --isolate session --output results/mod-cuda.csv
 
 step "reproduce mod-imagenet" 100 "$CB" reproduce mod-imagenet --device cuda --runtime torch --convention paper \
-  "${SHORT[@]}" --isolate session -o results/mod-imagenet-cuda.csv
-step "plot mod-imagenet" 40 "$CB" plot results/mod-imagenet-cuda.csv -o results/mod-imagenet-cuda.png
+  "${SHORT[@]}" --isolate session -o results/mod-imagenet-cuda-torch.csv
+step "plot mod-imagenet" 40 "$CB" plot results/mod-imagenet-cuda-torch.csv -o results/mod-imagenet-cuda-torch.png
 
 echo "=== $(date -u +%FT%TZ) done in $SECONDS s"
 if [ ${#failed[@]} -gt 0 ]; then
