@@ -14,10 +14,9 @@ from convbench.models import create_model, get_entry, list_models
 from convbench.models.dynamic_conv import DynamicConv2d, ODConv2d, set_dynamic_temperature
 
 # Published parameter counts in millions (2 decimals).
-# ODConv rows: official ODConv README (OSVAI/ODConv; notes shared/papers/kernelwarehouse.md §4.3), reproduced
-# by
-# instantiating the official code (notes §6.1).
-# DY-Conv(4×) ResNet18: KW paper Table 1 / ODConv paper Table 2 as reproduced in notes §4.2 (45.47 M).
+# ODConv rows: Omni-Dimensional Dynamic Convolution (Li et al., ICLR 2022), Table 1, and the official README
+# (OSVAI/ODConv), reproduced by instantiating the official code.
+# DY-Conv(4×) ResNet18: KernelWarehouse (Li & Yao, ICML 2024) Table 1 and ODConv Table 2 (45.47 M).
 PUBLISHED_M: dict[str, float] = {
     "resnet18-odconv-1x": 11.94,
     "resnet18-odconv-4x": 44.90,

@@ -22,11 +22,10 @@ from convbench.models.kernelwarehouse import (
     set_kw_temperature,
 )
 
-# Published parameter counts in millions, printed with 2 decimals: KernelWarehouse official README (OSVAI/
-# KernelWarehouse @ a4ac17d; notes shared/papers/kernelwarehouse.md §4.1), which the official code reproduces
-# (notes §6.1) -- except ResNet18 KW(1/4×): the README says 4.08 M, the official code builds 4.03 M, and we
-# follow
-# the code (notes §6.1, "mismatch, unexplained").
+# Published parameter counts in millions, printed with 2 decimals: KernelWarehouse (Li & Yao, ICML 2024), Table 1,
+# and the official README's model zoo (OSVAI/KernelWarehouse @ a4ac17d), which instantiating the official code
+# reproduces -- except ResNet18 KW(1/4×): the README says 4.08 M, building its official 1/4× config gives
+# 4.03 M, and we follow the code (the cause of the mismatch is unknown).
 PUBLISHED_M: dict[str, float] = {
     "resnet18-kw-0.25x": 4.03,  # README: 4.08 (see above)
     "resnet18-kw-0.5x": 7.43,
@@ -74,7 +73,8 @@ def r18_kw1() -> nn.Module:
 
 
 def test_warehouse_shapes_match_official(r18_kw1: nn.Module) -> None:
-    # (cells, c_out, c_in) per stage from instantiating the official configs (notes §1.2).
+    # (cells, c_out, c_in) per stage from instantiating the official configs (OSVAI/KernelWarehouse
+    # modules/kernel_warehouse.py, Warehouse_Manager, with the ResNet18 KW 1× config).
     shapes = {k: tuple(v.shape) for k, v in r18_kw1.warehouse_manager.cells.items()}
     assert shapes == {
         "stage0": (56, 64, 64),

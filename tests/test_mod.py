@@ -235,7 +235,8 @@ def test_shortcut_options_build_run_and_have_equal_parameters(name, shortcut):
 
 # Parameter counts (millions) printed in the paper, to its precision. Sources: Table 1 (ImageNet ResNets),
 # Table 2 (MobileNetV2), Table 7 (further ResNets), Table 9 (CIFAR). The ImageNet ResNet18/34 baseline rows
-# of Table 7 omit the classifier (notes §2.3), so torchvision's counts with it are used for those.
+# of Table 7 omit the classifier (11.18 M and 21.29 M are torchvision's counts less the 512×1000 FC), so
+# torchvision's counts with it are used for those.
 PUBLISHED_PARAMS = {
     "resnet50": 25.56,
     "resnet101": 44.55,
