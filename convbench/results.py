@@ -25,6 +25,20 @@ FORMATS = ("csv", "json")
 # Bumped when a column changes meaning; ``merge`` refuses to join files of different versions.
 SCHEMA_VERSION = 2
 
+# The columns about a speed-up over a baseline; recomputed together (reproduce) or cleared together (merge).
+SPEEDUP_COLUMNS = (
+    "baseline",
+    "speedup",
+    "speedup_low",
+    "speedup_high",
+    "speedup_trial_min",
+    "speedup_trial_max",
+    "p_value",
+    "significant",
+    "verdict",
+    "theoretical_speedup",
+    "baseline_median_ms",
+)
 COLUMNS = [
     "schema_version",
     "run_id",
@@ -70,16 +84,7 @@ COLUMNS = [
     "peak_fraction",
     "noisy",
     "noisy_reason",
-    "baseline",
-    "speedup",
-    "speedup_low",
-    "speedup_high",
-    "speedup_trial_min",
-    "speedup_trial_max",
-    "p_value",
-    "significant",
-    "verdict",
-    "theoretical_speedup",
+    *SPEEDUP_COLUMNS,
     "stopping",
     "config_key",
 ]
@@ -101,20 +106,6 @@ ENVIRONMENT_COLUMNS = [
     "load_avg_before",
     "load_avg_after",
 ]
-# The columns about a speed-up over a baseline; recomputed together (reproduce) or cleared together (merge).
-SPEEDUP_COLUMNS = (
-    "baseline",
-    "speedup",
-    "speedup_low",
-    "speedup_high",
-    "speedup_trial_min",
-    "speedup_trial_max",
-    "p_value",
-    "significant",
-    "verdict",
-    "theoretical_speedup",
-    "baseline_median_ms",
-)
 # Columns that are text even where a value looks like a number; the numeric environment columns are the
 # exceptions read as numbers.
 TEXT_COLUMNS = ["run_id", "model", "family", "paper", "model_source", "model_origin", "model_args", "baseline"]

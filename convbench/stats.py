@@ -90,18 +90,6 @@ def drift(samples_s: Sequence[float]) -> float:
     return float(np.median(x[half:]) / np.median(x[:half]) - 1.0)
 
 
-def noise_reasons(samples_s: Sequence[float], load_before: float, load_after: float, cores: int) -> list[str]:
-    """Why a run's timings should not be trusted (CV and drift only); kept for existing callers.
-
-    The load averages are accepted but no longer flag anything: the 1-minute load average lags the timed
-    window and counts our own threads. ``convbench.noise.noise_reasons`` with the window's CPU counters is
-    the replacement.
-    """
-    from convbench.noise import noise_reasons as window_noise_reasons  # noise imports this module
-
-    return window_noise_reasons(samples_s, None, threads=1, cores=cores)
-
-
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided Mann–Whitney U p-value: do the two latency samples come from one distribution?"""
     if len(a) < 2 or len(b) < 2:

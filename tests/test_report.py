@@ -16,6 +16,7 @@ from convbench.models.registry import get_entry
 from convbench.papers.tables import parse_table
 from convbench.report import _noise_targets, models_table, results_view
 from convbench.report_tables import reproduce_view
+from convbench.results import SPEEDUP_COLUMNS
 
 SETTINGS = {
     "runtime": "onnxruntime",
@@ -109,19 +110,7 @@ def compare_rows() -> list[dict[str, Any]]:
 
 
 def profile_rows() -> list[dict[str, Any]]:
-    keep = (
-        "speedup",
-        "speedup_low",
-        "speedup_high",
-        "speedup_trial_min",
-        "speedup_trial_max",
-        "p_value",
-        "significant",
-        "verdict",
-        "theoretical_speedup",
-        "baseline",
-    )
-    return [{k: v for k, v in r.items() if k not in keep} for r in compare_rows()]
+    return [{k: v for k, v in r.items() if k not in SPEEDUP_COLUMNS} for r in compare_rows()]
 
 
 @pytest.mark.parametrize("width", [80, 120])

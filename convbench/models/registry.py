@@ -263,10 +263,6 @@ def list_models(pattern: str | None = None) -> list[str]:
     return names
 
 
-def is_registered(name: str) -> bool:
-    return name in model_index()
-
-
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for ``name``, or a UserInputError that suggests the closest names."""
     index = model_index()
