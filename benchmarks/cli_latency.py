@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from convbench.results import environment, write_rows
+from convbench.results.files import environment, write_rows
 
 PROFILE = ["profile", "resnet50", "--runs", "10", "--min-time", "0", "--warmup", "2", "--warmup-time", "0"]
 COMMANDS: list[tuple[str, list[str], float, bool]] = [  # name, arguments, target seconds, relative to torch import

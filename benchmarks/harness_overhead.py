@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from convbench.export import export_onnx
-from convbench.measure import TimingSettings, measure
-from convbench.results import environment, write_rows
+from convbench.results.files import environment, write_rows
 from convbench.runtimes.onnxruntime import OnnxRuntimeModel
+from convbench.timing.measure import TimingSettings, measure
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Each model is profiled on its own (``convbench.benchmark.benchmark``: counted with convbench's convention,
 exported once, then timed in independent trials), for each runtime; the rows go to
-``results/macs-vs-latency-cpu-rows.csv``. ``convbench.analyze`` then fits latency against GMACs per runtime and
+``results/macs-vs-latency-cpu-rows.csv``. ``convbench.results.analyze`` then fits latency against GMACs per runtime and
 writes the fit (``results/macs-vs-latency-cpu.csv``: Spearman's ρ, the median absolute percentage error, each
 model's measured / predicted latency) and the plot (``results/macs-vs-latency-cpu.png``).
 
@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from convbench.analyze import analyze, plot_fit, write_fit_csv
 from convbench.benchmark import BenchmarkConfig, benchmark
 from convbench.errors import ConvbenchError
-from convbench.measure import TimingSettings
 from convbench.models import list_models
-from convbench.results import read_rows, write_rows
+from convbench.results.analyze import analyze, plot_fit, write_fit_csv
+from convbench.results.files import read_rows, write_rows
+from convbench.timing.measure import TimingSettings
 
 
 def main() -> None:

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from convbench.benchmark import BenchmarkConfig, benchmark
-from convbench.measure import TimingSettings
 from convbench.models.mod import DEFAULT_MOD_IMPL, MOD_IMPLS
 from convbench.models.spec import ModelSpec
-from convbench.results import write_rows
+from convbench.results.files import write_rows
+from convbench.timing.measure import TimingSettings
 
 BASELINE = "resnet50"
 MOD_MODELS = ("resnet50-mod", "resnet75-mod", "resnet86-mod")

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from convbench.results import environment, write_rows
+from convbench.results.files import environment, write_rows
 
 BASELINE, CANDIDATE = "resnet50", "resnet75-mod"
 TARGET_COVERAGE, TARGET_SPREAD, TARGET_WALL_S = 0.80, 0.02, 90.0

@@ -1,5 +1,5 @@
 """``python -m convbench``: the same CLI as the ``convbench`` command."""
 
-from convbench.cli import main
+from convbench.cli.main import main
 
 main()

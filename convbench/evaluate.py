@@ -49,13 +49,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convbench.errors import UserInputError
-from convbench.measure import Silent
+from convbench.timing.measure import Silent
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from convbench.measure import Progress
     from convbench.models.spec import ResolvedModel
+    from convbench.timing.measure import Progress
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

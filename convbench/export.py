@@ -31,7 +31,7 @@ import convbench
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.models.registry import DEFAULT_SEED, _cache_root
 from convbench.models.spec import ModelSpec, ResolvedModel, resolve_model
-from convbench.results import check_writable, current_umask
+from convbench.results.files import check_writable, current_umask
 
 if TYPE_CHECKING:
     import numpy as np

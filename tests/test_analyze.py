@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from convbench.analyze import analyze, fit_rows, plot_fit, write_fit_csv
 from convbench.errors import UserInputError
-from convbench.results import read_rows, write_rows
+from convbench.results.analyze import analyze, fit_rows, plot_fit, write_fit_csv
+from convbench.results.files import read_rows, write_rows
 
 
 def _row(model: str, gmacs: float, ms: float, runtime: str = "onnxruntime", **extra: object) -> dict[str, object]:

@@ -8,10 +8,10 @@ import pytest
 
 from convbench.benchmark import BenchmarkConfig, benchmark, config_from_mapping, is_out_of_memory, sweep
 from convbench.errors import ConvbenchError, UserInputError
-from convbench.measure import TimingSettings
 from convbench.models.spec import ModelSpec
 from convbench.runtimes.base import PreparedModel
 from convbench.runtimes.torch_cpu import TorchCPU
+from convbench.timing.measure import TimingSettings
 
 FAST = TimingSettings(warmup=1, warmup_time=0, runs=3, min_time=0, block=1)
 CONFIG = BenchmarkConfig(runtime="torch", threads=1, isolate="session", trials=2, timing=FAST)
@@ -213,7 +213,7 @@ def test_a_model_that_cannot_run_at_a_resolution_is_a_clear_error():
 
 @pytest.mark.slow
 def test_trials_in_fresh_worker_processes():
-    # The default isolation: each trial in a fresh `python -m convbench.worker` process.
+    # The default isolation: each trial in a fresh `python -m convbench.benchmark.worker` process.
     samples = []
     config = replace(CONFIG, isolate="process")
     rows = benchmark(["resnet18-cifar10", "vgg16-bn-cifar10"], config, samples=samples)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from convbench.cli import app
+from convbench.cli.main import app
 
 runner = CliRunner()
 FAST = [

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from convbench.counting import CONVENTIONS, count, count_module, module_breakdown
+from convbench.counting.macs import CONVENTIONS, count, count_module, module_breakdown
 from convbench.errors import UserInputError
 
 

@@ -10,11 +10,11 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from convbench.cli_evaluate import evaluate_command, parse_floats
+from convbench.cli.evaluate import evaluate_command, parse_floats
 from convbench.errors import UserInputError
 from convbench.evaluate import evaluate, index_folder
 from convbench.models.spec import ModelSpec, resolve_model
-from convbench.results import read_rows
+from convbench.results.files import read_rows
 
 # Classes are the sorted folder names: blue (0), green (1), red (2). The model scores each class by the mean
 # of one colour channel, so a solid image is predicted as its dominant channel; the "green" folder holds

@@ -4,6 +4,7 @@ import dataclasses
 import importlib
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def _raise(*args, **kwargs):
 
 LIST_AND_HELP = """
 import sys
-from convbench.cli import app
+from convbench.cli.main import app
 app(["list"], standalone_mode=False)
 for args in (["--help"], ["profile", "--help"], ["compare", "--help"]):
     try:
@@ -58,7 +59,7 @@ print("TORCH-LOADED", "torch" in sys.modules)
 
 
 def test_list_and_help_do_not_import_torch():
-    run_python("from convbench.cli import app\napp(['list'], standalone_mode=False)")  # the index exists now
+    run_python("from convbench.cli.main import app\napp(['list'], standalone_mode=False)")  # the index exists now
     out = run_python(LIST_AND_HELP)
     assert "resnet18-cifar10" in out  # list did print the models
     assert "--batch-size" in out  # and the help its options
@@ -67,7 +68,7 @@ def test_list_and_help_do_not_import_torch():
 
 COUNT_RESNET50 = """
 import sys
-from convbench.counting import count
+from convbench.counting.macs import count
 result = count("resnet50")
 print("RESULT", result.cached, "torch" in sys.modules, result.macs, result.params)
 """
@@ -100,7 +101,7 @@ def _patch_calibration(monkeypatch, replacement) -> None:
 
 
 def test_counting_never_calibrates_batchnorm(monkeypatch):
-    from convbench.counting import count
+    from convbench.counting.macs import count
 
     _patch_calibration(monkeypatch, _raise)
     result = count(ModelSpec("resnet18-cifar10"), use_cache=False)
@@ -169,7 +170,7 @@ def test_export_cache_key_follows_the_torchvision_version(monkeypatch):
 
 
 def test_count_cache_key_follows_sources_and_versions(monkeypatch):
-    from convbench.counting import _cache_path
+    from convbench.counting.macs import _cache_path
 
     model = resolve_model("resnet18-cifar10")
     base = _cache_path(model, SHAPE, "convbench")
@@ -227,8 +228,26 @@ def test_the_index_is_rebuilt_when_a_model_source_changes(monkeypatch, fresh_ind
 # Generic modules know no model family ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["benchmark", "counting", "results", "reproduce", "cli"])
+GENERIC_MODULES = sorted(
+    str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] != "models"
+)
+
+
+@pytest.mark.parametrize("module", GENERIC_MODULES)
 def test_generic_modules_know_no_model_family(module):
-    source = (PACKAGE / f"{module}.py").read_text()
+    """Fails when family code (MoD's implementations, its counting variant) leaks into a generic module."""
+    source = (PACKAGE / module).read_text()
     for text in ("models.mod", "mod_impl", '"mod"', "DEFAULT_MOD_IMPL", "COUNTING_IMPL"):
-        assert text not in source, f"convbench/{module}.py mentions {text}"
+        assert text not in source, f"convbench/{module} mentions {text}"
+
+
+RUNTIME_LIBRARIES = re.compile(
+    r"^\s*(import|from) (onnxruntime|openvino)\b|torch\.cuda|convbench\.runtimes\.(?!base\b)\w+ import", re.M
+)
+
+
+@pytest.mark.parametrize("module", [m for m in GENERIC_MODULES if not m.startswith("runtimes/")])
+def test_runtime_libraries_stay_in_their_runtime(module):
+    """Fails when a module outside runtimes/ imports a runtime library or a runtime's own module directly."""
+    found = RUNTIME_LIBRARIES.search((PACKAGE / module).read_text())
+    assert found is None, f"convbench/{module}: {found.group(0).strip() if found else ''}"

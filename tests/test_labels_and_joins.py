@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from convbench.accuracy import measured_top1, top1_for
 from convbench.errors import UserInputError
 from convbench.models.spec import ModelOptions, ModelSpec, split_model_text
-from convbench.reproduce import join_gpu_speedups
-from convbench.results import write_rows
+from convbench.papers.accuracy import measured_top1, top1_for
+from convbench.papers.reproduce import join_gpu_speedups
+from convbench.results.files import write_rows
 
 
 def test_a_model_text_carries_its_own_arguments_over_the_shared_ones():

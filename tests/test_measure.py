@@ -1,8 +1,8 @@
 import pytest
 
 from convbench.errors import UserInputError
-from convbench.measure import TimingSettings, measure
 from convbench.runtimes.base import PreparedModel
+from convbench.timing.measure import TimingSettings, measure
 
 
 class FakeModel(PreparedModel):

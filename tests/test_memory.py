@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from convbench import memory
+from convbench.timing import memory
 
 MB = 2**20
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from convbench.counting import count
+from convbench.counting.macs import count
 from convbench.models import create_model, get_entry
 from convbench.models.micronet import MICRONETS, ChannelShuffle, DynamicShiftMax
 

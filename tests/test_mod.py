@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from convbench.counting import count
+from convbench.counting.macs import count
 from convbench.models import create_model
 from convbench.models.mod import ChannelSelector, MoDBlock, mod_k
 
@@ -286,7 +286,7 @@ def test_resnet50_mod_cifar100_is_the_papers_one_inconsistent_row():
 
 
 # GMACs printed in the paper (Tables 1, 2, 7). fvcore omits activations and max-pooling, which the paper's
-# counter includes, so fvcore reads a little low; "mac+" adds them (see convbench.counting).
+# counter includes, so fvcore reads a little low; "mac+" adds them (see convbench.counting.macs).
 PUBLISHED_GMACS = {
     "resnet50": 4.13,
     "resnet18-mod": 0.89,

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from convbench import noise
-from convbench.noise import (
+from convbench.timing import noise
+from convbench.timing.noise import (
     INVOL_SWITCHES_LIMIT,
     OTHER_CORES_LIMIT,
     STEAL_CORES_LIMIT,
@@ -186,8 +186,8 @@ BUSY_LOOP = f"import time\nend = time.monotonic() + {BUSY_DEADLINE_S}\nwhile tim
     not os.path.exists("/proc/stat") or not hasattr(os, "sched_getaffinity"), reason="reads Linux CPU counters"
 )
 def test_busy_neighbours_are_flagged_during_a_real_measurement():
-    from convbench.measure import TimingSettings, measure
     from convbench.runtimes.base import PreparedModel
+    from convbench.timing.measure import TimingSettings, measure
 
     class SortModel(PreparedModel):
         """About 2 ms of single-threaded numpy work per run."""

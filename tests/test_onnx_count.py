@@ -9,12 +9,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from convbench.counting import count_module
+from convbench.counting.macs import count_module
+from convbench.counting.onnx_graph import count_onnx
 from convbench.errors import UserInputError
 from convbench.models import create_model
 from convbench.models.sources import onnx_fixed_batch
 from convbench.models.spec import ModelSpec, resolve_model
-from convbench.onnx_count import count_onnx
 
 
 def _weight(name, *shape):

@@ -8,10 +8,10 @@ from typer.testing import CliRunner
 
 import convbench.benchmark as benchmark_module
 from convbench.benchmark import BenchmarkConfig, config_from_mapping, runtime_option_classes
-from convbench.cli import app
+from convbench.cli.main import app
 from convbench.errors import UserInputError
-from convbench.measure import TimingSettings
 from convbench.options import int_list, option_fields
+from convbench.timing.measure import TimingSettings
 
 runner = CliRunner()
 BENCHMARK_COMMANDS = ("profile", "compare", "reproduce")

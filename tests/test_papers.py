@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from convbench.cli import app
+from convbench.cli.main import app
 from convbench.errors import UserInputError
 from convbench.models import get_entry, list_models
 from convbench.models.registry import create_model

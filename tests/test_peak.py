@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from convbench.errors import UserInputError
-from convbench.peak import efficiency, measure_peak
+from convbench.timing.peak import efficiency, measure_peak
 
 SIZE = 256  # ~17 MMACs: milliseconds per GEMM, enough to test the mechanics, not to measure a real peak
 

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from convbench.cli import app
+from convbench.cli.main import app
 from convbench.papers.tables import published_top1
-from convbench.plot import load_points, output_paths, pareto_front, plot
+from convbench.results.plot import load_points, output_paths, pareto_front, plot
 
 
 def test_pareto_front_on_a_known_set():

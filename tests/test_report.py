@@ -11,12 +11,13 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from convbench import report, report_tables
 from convbench.models.registry import get_entry
 from convbench.papers.tables import parse_table
-from convbench.report import _noise_targets, models_table, results_view
-from convbench.report_tables import reproduce_view
-from convbench.results import SPEEDUP_COLUMNS
+from convbench.results import console as report
+from convbench.results import tables as report_tables
+from convbench.results.console import _noise_targets, models_table, results_view
+from convbench.results.files import SPEEDUP_COLUMNS
+from convbench.results.tables import reproduce_view
 
 SETTINGS = {
     "runtime": "onnxruntime",

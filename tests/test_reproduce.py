@@ -12,12 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from convbench.benchmark import BenchmarkConfig
-from convbench.cli import app
-from convbench.measure import TimingSettings
+from convbench.cli.main import app
+from convbench.papers.reproduce import LEADING, reproduce
 from convbench.papers.tables import COLUMNS, parse_table
-from convbench.reproduce import LEADING, reproduce
 from convbench.runtimes.base import PreparedModel
 from convbench.runtimes.torch_cpu import TorchCPU
+from convbench.timing.measure import TimingSettings
 
 FAST = TimingSettings(warmup=1, warmup_time=0, runs=3, min_time=0)
 CONFIG = BenchmarkConfig(runtime="torch", threads=1, isolate="session", trials=2, timing=FAST)

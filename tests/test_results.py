@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from convbench.errors import ConvbenchError, UserInputError
-from convbench.results import COLUMNS, ENVIRONMENT_COLUMNS, environment, read_rows, write_rows
+from convbench.results.files import COLUMNS, ENVIRONMENT_COLUMNS, environment, read_rows, write_rows
 
 
 def row(model="resnet50", **extra):

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from convbench.cli import app
+from convbench.benchmark.runspec import Job, load_spec, merge_files, parse_shard, select_shard
+from convbench.cli.main import app
 from convbench.errors import UserInputError
-from convbench.results import SCHEMA_VERSION, read_rows, write_rows
-from convbench.runspec import Job, load_spec, merge_files, parse_shard, select_shard
+from convbench.results.files import SCHEMA_VERSION, read_rows, write_rows
 
 runner = CliRunner()
 MODELS = '["resnet18-cifar10", "resnet18-mod-cifar10"]'

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from convbench.stats import speedup, summarize
+from convbench.timing.stats import speedup, summarize
 
 
 def test_summary_of_known_samples():
@@ -39,7 +39,7 @@ def test_speedup_of_identical_distributions_includes_one():
 def test_median_interval_brackets_the_median():
     rng = np.random.default_rng(2)
     samples = rng.normal(0.010, 0.001, 200)
-    from convbench.stats import median_interval
+    from convbench.timing.stats import median_interval
 
     low, high = median_interval(samples)
     assert low < np.median(samples) * 1e3 < high
@@ -47,8 +47,8 @@ def test_median_interval_brackets_the_median():
 
 
 def test_drift_and_noise_reasons():
-    from convbench.noise import noise_reasons
-    from convbench.stats import drift
+    from convbench.timing.noise import noise_reasons
+    from convbench.timing.stats import drift
 
     steady = [0.010] * 20
     assert drift(steady) == 0.0 and noise_reasons(steady, None, threads=1, cores=2) == []
@@ -58,7 +58,7 @@ def test_drift_and_noise_reasons():
 
 
 def test_mann_whitney_verdicts():
-    from convbench.stats import mann_whitney_p
+    from convbench.timing.stats import mann_whitney_p
 
     rng = np.random.default_rng(3)
     a, b = rng.normal(10, 1, 50), rng.normal(10, 1, 50)
@@ -80,7 +80,7 @@ def _trials(rng, median, sigma=0.03, factors=None, n=PER_TRIAL):
 
 
 def test_between_trial_offsets_widen_the_interval():
-    from convbench.stats import hierarchical_speedup
+    from convbench.timing.stats import hierarchical_speedup
 
     rng = np.random.default_rng(10)
     base = _trials(rng, 0.010)
@@ -95,7 +95,7 @@ def test_between_trial_offsets_widen_the_interval():
 
 
 def test_identical_trials_give_about_the_pooled_interval():
-    from convbench.stats import hierarchical_speedup
+    from convbench.timing.stats import hierarchical_speedup
 
     rng = np.random.default_rng(11)
     base, cand = _trials(rng, 0.010), _trials(rng, 0.008)
@@ -108,7 +108,7 @@ def test_identical_trials_give_about_the_pooled_interval():
 
 
 def test_hierarchical_interval_covers_the_true_ratio_at_about_the_nominal_rate():
-    from convbench.stats import hierarchical_speedup
+    from convbench.timing.stats import hierarchical_speedup
 
     big = np.random.default_rng(99)
     # The candidate's median over infinitely many trials: its trial factors are part of its distribution.
@@ -125,7 +125,7 @@ def test_hierarchical_interval_covers_the_true_ratio_at_about_the_nominal_rate()
 
 
 def test_one_trial_reproduces_speedup():
-    from convbench.stats import hierarchical_speedup
+    from convbench.timing.stats import hierarchical_speedup
 
     rng = np.random.default_rng(12)
     a, b = rng.normal(10, 0.5, 80), rng.normal(9, 0.5, 60)
@@ -136,7 +136,7 @@ def test_one_trial_reproduces_speedup():
 
 
 def test_shared_trial_effect_cancels_in_paired_resampling():
-    from convbench.stats import hierarchical_speedup
+    from convbench.timing.stats import hierarchical_speedup
 
     rng = np.random.default_rng(13)
     session = rng.uniform(0.8, 1.2, TRIALS)  # e.g. a slow session slows both models alike
@@ -151,7 +151,7 @@ def test_shared_trial_effect_cancels_in_paired_resampling():
 
 
 def test_trials_of_different_sizes():
-    from convbench.stats import hierarchical_median_interval, hierarchical_speedup
+    from convbench.timing.stats import hierarchical_median_interval, hierarchical_speedup
 
     rng = np.random.default_rng(14)
     base = [0.010 * rng.lognormal(0, 0.03, n) for n in (20, 150, 60, 7)]
@@ -164,7 +164,7 @@ def test_trials_of_different_sizes():
 
 
 def test_pooled_medians_of_unequal_trials_are_exact():
-    from convbench.stats import _pooled_median_resamples
+    from convbench.timing.stats import _pooled_median_resamples
 
     # Constant trials make every resample's pooled median depend on the drawn trials only.
     trials = [np.array([1.0]), np.array([3.0, 3.0, 3.0]), np.array([2.0, 2.0])]
@@ -178,7 +178,7 @@ def test_pooled_medians_of_unequal_trials_are_exact():
 def test_hierarchical_degenerate_input_is_quiet():
     import warnings
 
-    from convbench.stats import hierarchical_median_interval, hierarchical_speedup
+    from convbench.timing.stats import hierarchical_median_interval, hierarchical_speedup
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -199,7 +199,7 @@ def test_hierarchical_degenerate_input_is_quiet():
 
 
 def test_hierarchical_p_value():
-    from convbench.stats import hierarchical_speedup
+    from convbench.timing.stats import hierarchical_speedup
 
     rng = np.random.default_rng(15)
     base = _trials(rng, 0.010)
@@ -209,7 +209,7 @@ def test_hierarchical_p_value():
 
 
 def test_significance_with_trials_rests_on_the_interval():
-    from convbench.stats import Speedup
+    from convbench.timing.stats import Speedup
 
     assert Speedup(1.10, 1.05, 1.15, p_value=0.5, n_trials=4).significant
     assert not Speedup(1.10, 1.05, 1.15, p_value=0.5).significant  # one trial: the U-test must agree too
@@ -221,7 +221,7 @@ def test_significance_with_trials_rests_on_the_interval():
 
 
 def test_hierarchical_median_interval():
-    from convbench.stats import hierarchical_median_interval, median_interval
+    from convbench.timing.stats import hierarchical_median_interval, median_interval
 
     rng = np.random.default_rng(16)
     same = _trials(rng, 0.010)

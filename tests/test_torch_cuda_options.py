@@ -15,10 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-from convbench import gpu
 from convbench.errors import UserInputError
 from convbench.options import option_fields
-from convbench.runtimes import RunSettings, RuntimeKey, discover
+from convbench.runtimes import RunSettings, RuntimeKey, discover, gpu
 from convbench.runtimes import torch_cuda as tc
 from convbench.runtimes.torch_cpu import TorchOptions
 from convbench.runtimes.torch_cuda import PRECISIONS, TorchCUDA, TorchCUDAModel, TorchCudaOptions
@@ -398,7 +397,7 @@ def test_settings_name_the_manual_capture_and_no_compile_mode():
     assert row == row_keys
 
 
-# convbench.gpu without nvidia-smi or NVML ---------------------------------------------------------------
+# convbench.runtimes.gpu without nvidia-smi or NVML ---------------------------------------------------------------
 
 
 @pytest.fixture

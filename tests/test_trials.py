@@ -7,8 +7,8 @@ import pytest
 
 import convbench.benchmark as benchmark_module
 from convbench.benchmark import BenchmarkConfig, ModelTrial, benchmark
-from convbench.measure import TimingSettings
-from convbench.stats import hierarchical_speedup
+from convbench.timing.measure import TimingSettings
+from convbench.timing.stats import hierarchical_speedup
 
 MODELS = ["resnet18-cifar10", "resnet18-mod-cifar10"]
 THREE = [*MODELS, "resnet18-cifar100"]

@@ -8,7 +8,7 @@ import torch
 
 from convbench.errors import UserInputError
 from convbench.models.spec import ModelSpec, resolve_model
-from convbench.weights import load_weights, read_state_dict, weights_digest
+from convbench.models.weights import load_weights, read_state_dict, weights_digest
 
 # The README's example model, narrow: it builds in milliseconds.
 MODEL = f"{Path(__file__).parents[1] / 'examples' / 'my_model.py'}:build"

@@ -275,7 +275,7 @@ def _builder_model(
 def _onnx_model(
     spec: ModelSpec, *, resolution: int | None, in_chans: int | None, num_classes: int | None
 ) -> ResolvedModel:
-    from convbench.onnx_count import graph_input_shape, load_onnx
+    from convbench.counting.onnx_graph import graph_input_shape, load_onnx
 
     if spec.args:
         raise UserInputError(f"--model-arg applies to builders; the ONNX file {spec.source} takes no arguments")
@@ -327,7 +327,7 @@ def onnx_output_classes(model: Any) -> int | None:
 
 def onnx_fixed_batch(path: Path) -> int | None:
     """The batch size an ONNX file is fixed to, or None where the batch dimension is symbolic."""
-    from convbench.onnx_count import graph_input_shape, load_onnx
+    from convbench.counting.onnx_graph import graph_input_shape, load_onnx
 
     shape = graph_input_shape(load_onnx(path, with_weights=False))
     return shape[0] if shape else None

@@ -178,7 +178,7 @@ class ResolvedModel:
             if not isinstance(module, torch.nn.Module):
                 raise UserInputError(f"builder of {self.name} returned {type(module).__name__}, not a torch.nn.Module")
             if self.spec.weights:
-                from convbench.weights import load_weights
+                from convbench.models.weights import load_weights
 
                 load_weights(module, Path(self.spec.weights))
             elif calibrate and self.input_size is not None:
@@ -259,7 +259,7 @@ def resolve_model(
     if spec.weights:
         if resolved.is_onnx:
             raise UserInputError("--weights applies to PyTorch models; an ONNX file carries its own weights")
-        from convbench.weights import weights_digest
+        from convbench.models.weights import weights_digest
 
         resolved.weights_digest = weights_digest(Path(spec.weights))
     return resolved

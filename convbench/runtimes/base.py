@@ -52,7 +52,7 @@ class SetupPhases:
     """Seconds and peak resident memory of each setup phase a runtime goes through (build, export, session,
     transfer, compile, capture). Runtimes wrap each phase in ``phase(name)``.
 
-    Memory is the process's resident high-water mark during the phase (``convbench.memory``: reset at the start
+    Memory is the process's resident high-water mark during the phase (``convbench.timing.memory``: reset at the start
     of each phase where the kernel allows it), in MiB, and ``rss_start_mb`` is the resident size before the
     first phase, so ``peak - rss_start_mb`` is what preparing this model added on top of what the process held.
     """
@@ -63,7 +63,7 @@ class SetupPhases:
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        from convbench import memory
+        from convbench.timing import memory
 
         if not self.seconds:
             self.rss_start_mb = memory.rss_mb()

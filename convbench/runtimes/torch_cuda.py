@@ -35,7 +35,7 @@ Memory and GPU state. ``cuda_peak_allocated_mb`` and ``cuda_peak_reserved_mb`` a
 allocated and reserved memory over the model's warm-up and measured runs. They are device-wide: every model
 of a trial is resident while the others run, so they include the other models' weights and inputs. Clocks,
 temperature and power are sampled right before the model's warm-up and right after its last measured run
-(``*_before`` / ``*_after``), through ``convbench.gpu``, with the GPU's name, UUID, CUDA, cuDNN and driver.
+(``*_before`` / ``*_after``), through ``convbench.runtimes.gpu``, with the GPU's name, UUID, CUDA, cuDNN and driver.
 
 Clean-up. ``close`` releases the graph, its static output, the module and the input, in that order, then
 synchronises and empties the caching allocator, so one model's memory (a graph's private pool included) is
@@ -321,7 +321,7 @@ class TorchCUDAModel(PreparedModel):
         return start.elapsed_time(end) / 1e3
 
     def measurement_started(self) -> None:
-        from convbench import gpu
+        from convbench.runtimes import gpu
 
         self.before = gpu.gpu_state(self.device_index)
         if not self._window_open:
@@ -331,7 +331,7 @@ class TorchCUDAModel(PreparedModel):
     def measurement_finished(self) -> None:
         import torch
 
-        from convbench import gpu
+        from convbench.runtimes import gpu
 
         self.peak = {
             "cuda_peak_allocated_mb": torch.cuda.max_memory_allocated(self.device_index) / 2**20,
@@ -345,7 +345,7 @@ class TorchCUDAModel(PreparedModel):
     def settings(self) -> dict[str, object]:
         import torch
 
-        from convbench import gpu
+        from convbench.runtimes import gpu
 
         o = self.options
         weights, autocast = PRECISIONS[self.precision]

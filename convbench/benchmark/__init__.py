@@ -27,10 +27,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from convbench.counting import CONVENTIONS, DEFAULT_CONVENTION, CountResult, count
+from convbench.counting.macs import CONVENTIONS, DEFAULT_CONVENTION, CountResult, count
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.export import EXPORTERS
-from convbench.measure import Progress, TimingSettings, measure
 from convbench.models.spec import ModelSpec, ResolvedModel, as_spec, resolve_model
 from convbench.options import (
     above,
@@ -44,8 +43,9 @@ from convbench.options import (
     settings_key,
     validate,
 )
-from convbench.results import environment, load_average, new_run_id
+from convbench.results.files import environment, load_average, new_run_id
 from convbench.runtimes import DEFAULT_RUNTIME, DEVICES, RunSettings, check_device, runtime_class, runtime_help
+from convbench.timing.measure import Progress, TimingSettings, measure
 
 ISOLATION = ("process", "session")
 
@@ -256,7 +256,7 @@ def run_trial(
     models: Sequence[ResolvedModel], config: BenchmarkConfig, order: Sequence[int], progress: Progress | None = None
 ) -> list[ModelTrial]:
     """Prepare every model (fresh sessions), time them interleaved in ``order``; one ModelTrial per model."""
-    from convbench.noise import WindowSignals, noise_reasons
+    from convbench.timing.noise import WindowSignals, noise_reasons
 
     runtime = runtime_class(config.runtime, config.device)()
     options = config.runtime_options()
@@ -329,7 +329,7 @@ def run_settings(model: ResolvedModel, config: BenchmarkConfig) -> RunSettings:
 def _trial_in_process(
     models: Sequence[ResolvedModel], config: BenchmarkConfig, order: Sequence[int]
 ) -> list[ModelTrial]:
-    """Run one trial in a fresh worker process (``python -m convbench.worker``), as pyperf does."""
+    """Run one trial in a fresh worker process (``python -m convbench.benchmark.worker``), as pyperf does."""
     job = {
         "models": [{"source": m.spec.source, "args": list(m.spec.args), "weights": m.spec.weights} for m in models],
         "config": config.to_mapping(),
@@ -339,7 +339,7 @@ def _trial_in_process(
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job_path.write_text(json.dumps(job, default=list))
         proc = subprocess.run(
-            [sys.executable, "-m", "convbench.worker", str(job_path), str(out_path)],
+            [sys.executable, "-m", "convbench.benchmark.worker", str(job_path), str(out_path)],
             capture_output=True,
             text=True,
             check=False,
@@ -418,7 +418,7 @@ def benchmark(
 
 def _machine_peak(config: BenchmarkConfig, progress: Progress | None) -> Any:
     """The attainable GEMM rate of this runtime and thread budget (``convbench peak``), or None if it has none."""
-    from convbench.peak import GEMMS, measure_peak
+    from convbench.timing.peak import GEMMS, measure_peak
 
     if config.runtime_name not in GEMMS:
         return None
@@ -475,7 +475,7 @@ def _per_model(trials: list[list[ModelTrial]], index: int) -> list[list[float]]:
 def _widest_half_width(models: Sequence[ResolvedModel], trials: list[list[ModelTrial]]) -> float:
     import math
 
-    from convbench.stats import hierarchical_median_interval, hierarchical_speedup, summarize
+    from convbench.timing.stats import hierarchical_median_interval, hierarchical_speedup, summarize
 
     base = _per_model(trials, 0)
     widths = []
@@ -500,7 +500,7 @@ def _rows(
     samples: list[dict[str, Any]] | None,
     peak: Any = None,
 ) -> list[dict[str, Any]]:
-    from convbench.stats import hierarchical_speedup
+    from convbench.timing.stats import hierarchical_speedup
 
     env = {**environment(), "load_avg_before": load[0], "load_avg_after": load[1]}
     run_id = new_run_id()
@@ -569,7 +569,7 @@ def _rows(
 
 
 def _latency(per_trial: list[list[float]], batch_size: int) -> dict[str, Any]:
-    from convbench.stats import hierarchical_median_interval, summarize
+    from convbench.timing.stats import hierarchical_median_interval, summarize
 
     pooled = [x for t in per_trial for x in t]
     summary = summarize(pooled)
@@ -638,7 +638,7 @@ def _trial_context(own: list[ModelTrial]) -> dict[str, Any]:
 def _efficiency(counted: CountResult, median_ms: float, batch_size: int, peak: Any) -> dict[str, Any]:
     """Achieved GMAC/s, and the fraction of the machine's measured GEMM peak it reaches."""
     if peak is not None:
-        from convbench.peak import efficiency
+        from convbench.timing.peak import efficiency
 
         return efficiency(counted.gmacs, median_ms, batch_size, peak)
     achieved = counted.gmacs * batch_size / (median_ms / 1e3) if median_ms > 0 else float("nan")
@@ -662,7 +662,7 @@ def sweep(
 
 
 def trial_job_result(job: dict[str, Any]) -> dict[str, Any]:
-    """What a worker process computes for one job (see ``convbench.worker``)."""
+    """What a worker process computes for one job (see ``convbench.benchmark.worker``)."""
     specs = [ModelSpec(m["source"], tuple(tuple(a) for a in m["args"]), m["weights"]) for m in job["models"]]
     config = config_from_mapping({k: tuple(v) if isinstance(v, list) else v for k, v in job["config"].items()})
     resolution = config.resolution[0] if config.resolution else None

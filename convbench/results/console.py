@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from convbench.counting import CONVENTIONS, CountResult, module_breakdown
+from convbench.counting.macs import CONVENTIONS, CountResult, module_breakdown
 from convbench.export import ExportResult
 from convbench.models.registry import ModelEntry
 

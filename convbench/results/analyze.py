@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from convbench.errors import UserInputError
-from convbench.results import check_writable, read_rows
+from convbench.results.files import check_writable, read_rows
 
 MIN_MODELS = 3
 WORST = 5
@@ -269,7 +269,7 @@ def fit_rows(results: Sequence[FitResult]) -> list[dict[str, Any]]:
 
 def write_fit_csv(results: Sequence[FitResult], path: Path) -> Path:
     """Write ``fit_rows(results)`` to ``path`` (CSV, or JSON by suffix), replacing what was there."""
-    from convbench.results import write_rows
+    from convbench.results.files import write_rows
 
     return write_rows(path, fit_rows(results), append=False, schema=False)
 
@@ -279,7 +279,7 @@ def plot_fit(results: Sequence[FitResult], rows: Sequence[dict[str, Any]] | None
 
     ``rows`` (the result rows, optional) supply the family of models whose fit points lack one.
     """
-    from convbench.plot import output_paths
+    from convbench.results.plot import output_paths
 
     if not results:
         raise UserInputError("nothing to plot: no group has enough models")
@@ -351,6 +351,6 @@ def plot_fit(results: Sequence[FitResult], rows: Sequence[dict[str, Any]] | None
         "Measured latency against GMACs: least-squares fit (relative error) per runtime; labels: measured / predicted",
         fontsize=12,
     )
-    from convbench.plot import save_figure
+    from convbench.results.plot import save_figure
 
     return save_figure(fig, targets)

@@ -1,7 +1,7 @@
 """``convbench evaluate``: measured top-1 / top-5 of a model (with its weights) on an image folder.
 
-Registered by ``convbench.cli`` (``app.command("evaluate")(reports_errors(evaluate_command))``); this module
-does not import ``convbench.cli``, which imports it. PyTorch and torchvision are imported only once the
+Registered by ``convbench.cli.main`` (``app.command("evaluate")(reports_errors(evaluate_command))``); this module
+does not import ``convbench.cli.main``, which imports it. PyTorch and torchvision are imported only once the
 command runs, so ``convbench --help`` stays fast.
 """
 
@@ -108,13 +108,13 @@ def evaluate_command(
     """
     from convbench.evaluate import evaluate
     from convbench.models.spec import ModelSpec, parse_model_args, resolve_model
-    from convbench.report import console, progress_display
+    from convbench.results.console import console, progress_display
 
     mean_values, std_values = parse_floats(mean, "--mean"), parse_floats(std, "--std")
     spec = ModelSpec(model, parse_model_args(model_arg), str(weights) if weights is not None else None)
     resolved = resolve_model(spec, resolution=resolution, in_chans=in_chans, num_classes=num_classes)
     if not no_save:
-        from convbench.results import check_writable
+        from convbench.results.files import check_writable
 
         check_writable(output)  # before any image is read
     with progress_display() as display:
@@ -142,7 +142,7 @@ def evaluate_command(
     if result.skipped:
         console.print(f"skipped {result.skipped} unreadable image(s), e.g. {result.skipped_files[0]}")
     if not no_save:
-        from convbench import results
+        from convbench.results import files as results
 
         row = {"run_id": results.new_run_id(), **result.as_row(), **results.environment()}
         if hasattr(results, "SCHEMA_VERSION"):

@@ -20,8 +20,8 @@ import typer
 from rich.text import Text
 
 from convbench.benchmark import BenchmarkConfig, config_from_mapping, runtime_option_classes
-from convbench.cli_evaluate import evaluate_command
-from convbench.cli_hardware import analyze_command, peak_command
+from convbench.cli.evaluate import evaluate_command
+from convbench.cli.hardware import analyze_command, peak_command
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.models.spec import ModelOptions, resolve_model
 from convbench.options import Uses, option, takes
@@ -43,7 +43,7 @@ def reports_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from convbench.report import err_console
+        from convbench.results.console import err_console
 
         try:
             return func(*args, **kwargs)
@@ -101,7 +101,7 @@ def list_command(
 ) -> None:
     """List registered models (plugins included): name, family, paper, input size, published top-1, source."""
     from convbench.models import get_entry, list_models
-    from convbench.report import console, models_table
+    from convbench.results.console import console, models_table
 
     entries = [get_entry(n) for n in list_models(pattern)]
     if family:
@@ -138,8 +138,8 @@ def count_command(
 
     A model given as an ONNX file is counted from its graph (convolutions, matrix products, parameters).
     """
-    from convbench.counting import count
-    from convbench.report import console, count_table, module_table
+    from convbench.counting.macs import count
+    from convbench.results.console import console, count_table, module_table
 
     if depth < 1:
         raise UserInputError(f"--depth must be at least 1, got {depth}")
@@ -164,8 +164,8 @@ def export_command(
 ) -> None:
     """Export to ONNX (cached) and verify the result against PyTorch."""
     from convbench.export import export_onnx
-    from convbench.report import console, export_table, progress_display
-    from convbench.results import check_writable
+    from convbench.results.console import console, export_table, progress_display
+    from convbench.results.files import check_writable
 
     combos = [(b, r) for b in config.batch_size for r in (config.resolution or (None,))]
     if output is not None:
@@ -198,8 +198,8 @@ def run_and_report(
 ) -> list[dict[str, Any]]:
     """Measure, print, save: what profile and compare share."""
     from convbench.benchmark import sweep
-    from convbench.report import console, err_console, noisy_warnings, progress_display, results_view
-    from convbench.results import check_writable, output_format, write_rows, write_samples
+    from convbench.results.console import console, err_console, noisy_warnings, progress_display, results_view
+    from convbench.results.files import check_writable, output_format, write_rows, write_samples
 
     if op_profile and config.runtime_name != "onnxruntime":
         raise UserInputError("--op-profile uses ONNX Runtime's profiler; it needs --runtime onnxruntime")
@@ -233,7 +233,7 @@ def run_and_report(
 
 def _print_operator_profiles(rows: list[dict[str, Any]], specs: list[Any], config: BenchmarkConfig) -> None:
     from convbench.export import export_onnx
-    from convbench.report import console, operator_table, progress_display
+    from convbench.results.console import console, operator_table, progress_display
     from convbench.runtimes.onnxruntime import operator_profile
 
     by_label = {s.label: s for s in specs}
@@ -293,11 +293,11 @@ def tables_command(
     """The papers' published tables convbench knows: key, paper, title, rows and models. With a key, that table
     as published, beside the top-1 measured by `convbench evaluate` where results/evaluate.csv has one."""
     from convbench.papers.tables import load_all, load_table
-    from convbench.report import console
-    from convbench.report_tables import published_table, tables_table
+    from convbench.results.console import console
+    from convbench.results.tables import published_table, tables_table
 
     if key:
-        from convbench.accuracy import measured_top1
+        from convbench.papers.accuracy import measured_top1
 
         console.print(published_table(load_table(key), measured_top1()))
     else:
@@ -328,9 +328,9 @@ def reproduce_command(
     the same settings are not measured again (--force measures them again). MACs are counted the way the
     paper counts them unless --convention says otherwise.
     """
-    from convbench.report import console, err_console, noisy_warnings, progress_display
-    from convbench.report_tables import params_warnings, reproduce_view
-    from convbench.reproduce import reproduce
+    from convbench.papers.reproduce import reproduce
+    from convbench.results.console import console, err_console, noisy_warnings, progress_display
+    from convbench.results.tables import params_warnings, reproduce_view
 
     with progress_display() as progress:
         result = reproduce(key, config, output=output, force=force, progress=progress, only=only)
@@ -358,8 +358,8 @@ def plot_command(
     """Top-1 against measured latency and GMACs, one marker per model, the Pareto front marked. Top-1 is the
     measured one where a result file holds it (`convbench evaluate`), else the published figure; the legend
     says which."""
-    from convbench.plot import check_output, plot
-    from convbench.report import err_console
+    from convbench.results.console import err_console
+    from convbench.results.plot import check_output, plot
 
     if not result_file.is_file():
         raise UserInputError(f"no result file {result_file}")
@@ -390,9 +390,9 @@ def run_command(
 ) -> None:
     """Run every job of a run spec (or one shard of them, for a Slurm array, a Kubernetes indexed job or a CI
     matrix: one latency job per machine at a time), appending rows to one result file."""
-    from convbench.report import console, err_console, progress_display, results_view
-    from convbench.results import check_writable, write_rows
-    from convbench.runspec import load_spec, parse_shard, select_shard
+    from convbench.benchmark.runspec import load_spec, parse_shard, select_shard
+    from convbench.results.console import console, err_console, progress_display, results_view
+    from convbench.results.files import check_writable, write_rows
 
     spec = load_spec(spec_file)
     index, count = parse_shard(shard) if shard else (1, 1)
@@ -437,8 +437,8 @@ def merge_command(
     Speed-ups are never computed between rows from different runs or machines: each run's samples were
     interleaved with its own baseline, and a ratio across sessions mixes in the differences between them.
     """
-    from convbench.report import err_console
-    from convbench.runspec import merge_files
+    from convbench.benchmark.runspec import merge_files
+    from convbench.results.console import err_console
 
     merged = merge_files(files, output, speedup_vs=speedup_vs)
     for note in merged.notes:

@@ -28,15 +28,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from convbench.accuracy import Accuracy, is_blank, measured_top1
 from convbench.benchmark import BenchmarkConfig, benchmark
-from convbench.counting import get_convention
+from convbench.counting.macs import get_convention
 from convbench.errors import UserInputError
-from convbench.measure import Progress
 from convbench.models.spec import resolve_model
+from convbench.papers.accuracy import Accuracy, is_blank, measured_top1
 from convbench.papers.tables import PublishedRow, PublishedTable, load_table
-from convbench.results import SPEEDUP_COLUMNS, check_writable, read_rows, write_rows
-from convbench.stats import hierarchical_speedup
+from convbench.results.files import SPEEDUP_COLUMNS, check_writable, read_rows, write_rows
+from convbench.timing.measure import Progress
+from convbench.timing.stats import hierarchical_speedup
 
 
 @dataclass

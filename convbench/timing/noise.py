@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from convbench.stats import NOISY_CV, NOISY_DRIFT, drift, mann_whitney_p, summarize
+from convbench.timing.stats import NOISY_CV, NOISY_DRIFT, drift, mann_whitney_p, summarize
 
 try:
     import resource

@@ -292,7 +292,7 @@ def measure_peak(
     force: bool = False,
 ) -> PeakResult:
     """The best fp32 GEMM rate (GMAC/s) of ``runtime`` on ``device`` with ``threads`` threads, cached."""
-    from convbench.results import _cpu_model
+    from convbench.results.files import _cpu_model
     from convbench.runtimes import DEFAULT_RUNTIME
 
     runtime = runtime or DEFAULT_RUNTIME.get(device, "onnxruntime")
@@ -304,7 +304,7 @@ def measure_peak(
         cached = _read_cache(path)
         if cached is not None:
             return cached
-    from convbench.noise import OTHER_CORES_LIMIT, timed_window
+    from convbench.timing.noise import OTHER_CORES_LIMIT, timed_window
 
     gemm = GEMMS[runtime](size, threads, device)
     try:

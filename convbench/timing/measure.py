@@ -80,8 +80,8 @@ def measure(
     ``first_runs`` holds first-inference times already taken by the caller (who may have run each model
     once to catch out-of-memory errors early); those models are not run a first time again.
     """
-    from convbench import memory
-    from convbench.noise import timed_window
+    from convbench.timing import memory
+    from convbench.timing.noise import timed_window
 
     progress = progress or Silent()
     timing.validate()

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convbench.accuracy import Accuracy, is_blank, top1_for
 from convbench.errors import ConvbenchError, UserInputError
-from convbench.results import check_writable, read_rows
+from convbench.papers.accuracy import Accuracy, is_blank, top1_for
+from convbench.results.files import check_writable, read_rows
 
 REQUIRED = ("model", "median_ms", "gmacs")
 PANEL_KEYS = ("device", "runtime", "threads", "batch_size")

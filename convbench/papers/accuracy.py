@@ -30,7 +30,7 @@ def is_blank(value: Any) -> bool:
 def measured_top1(paths: Iterable[Path] | None = None) -> dict[str, Accuracy]:
     """The latest measured top-1 per model (row ``model`` label) in evaluate result files."""
     from convbench.errors import ConvbenchError
-    from convbench.results import read_rows
+    from convbench.results.files import read_rows
 
     files = list(paths) if paths is not None else ([EVALUATE_FILE] if EVALUATE_FILE.is_file() else [])
     found: dict[str, Accuracy] = {}

@@ -236,7 +236,7 @@ def count(
 
     ``resolution`` overrides the default square input size. Counts of named models are cached beside the
     ONNX exports, keyed the same way (sources, arguments, shape) plus the convention and fvcore's version.
-    A model given as an ONNX file is counted from its graph (``convbench.onnx_count``).
+    A model given as an ONNX file is counted from its graph (``convbench.counting.onnx_graph``).
     """
     if not isinstance(model, str | ModelSpec | ResolvedModel):
         if input_size is None:
@@ -269,7 +269,7 @@ def count(
 
 
 def _count_onnx(model: ResolvedModel, shape: tuple[int, ...], convention: str) -> CountResult:
-    from convbench.onnx_count import count_onnx
+    from convbench.counting.onnx_graph import count_onnx
 
     assert model.onnx_path is not None
     counted = count_onnx(model.onnx_path, shape)

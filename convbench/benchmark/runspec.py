@@ -35,7 +35,7 @@ from typing import Any
 from convbench.benchmark import BenchmarkConfig, config_from_mapping
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.models.spec import ModelSpec, parse_model_args, resolve_model, split_model_text
-from convbench.results import (
+from convbench.results.files import (
     FINGERPRINT_COLUMNS,
     SCHEMA_VERSION,
     SPEEDUP_COLUMNS,

@@ -1,4 +1,4 @@
-"""Command functions ``peak`` and ``analyze`` (registered on the app by ``convbench.cli``).
+"""Command functions ``peak`` and ``analyze`` (registered on the app by ``convbench.cli.main``).
 
 Both keep their imports inside the function bodies, so ``convbench --help`` does not pay for NumPy, SciPy,
 ONNX Runtime or matplotlib.
@@ -32,8 +32,8 @@ def peak_command(
     """
     from rich.table import Table
 
-    from convbench.peak import measure_peak
-    from convbench.report import console, err_console
+    from convbench.results.console import console, err_console
+    from convbench.timing.peak import measure_peak
 
     with err_console.status(f"timing {size}×{size} GEMMs in {runtime or 'the default runtime'}..."):
         result = measure_peak(runtime, threads, device=device, size=size, repeats=repeats, force=force)
@@ -70,9 +70,9 @@ def analyze_command(
     """How well MACs predict latency: per runtime a linear fit, Spearman's ρ, its error and the worst models."""
     from rich.table import Table
 
-    from convbench.analyze import analyze, plot_fit, write_fit_csv
-    from convbench.report import console, err_console
-    from convbench.results import check_writable, read_rows
+    from convbench.results.analyze import analyze, plot_fit, write_fit_csv
+    from convbench.results.console import console, err_console
+    from convbench.results.files import check_writable, read_rows
 
     if output is not None:
         check_writable(output)  # before the analysis, so a bad path fails first

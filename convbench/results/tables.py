@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from convbench.papers.tables import PublishedRow, PublishedTable
-from convbench.report import WARN, Col, FittedView, _blank, _fmt, _ms_spec, _noise_targets, _truthy
+from convbench.results.console import WARN, Col, FittedView, _blank, _fmt, _ms_spec, _noise_targets, _truthy
 
 
 def tables_table(tables: Sequence[PublishedTable]) -> Table:

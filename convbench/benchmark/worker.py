@@ -1,4 +1,4 @@
-"""A trial in a fresh process: ``python -m convbench.worker JOB.json RESULT.json``.
+"""A trial in a fresh process: ``python -m convbench.benchmark.worker JOB.json RESULT.json``.
 
 The parent (``convbench.benchmark``) writes the job (model specs, configuration, model order); the worker
 prepares the models with fresh sessions, times them interleaved and writes the raw measurements. A fresh

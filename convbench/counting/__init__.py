@@ -1,0 +1,1 @@
+"""Counting: MACs and parameters of PyTorch models (fvcore) and of ONNX graphs."""

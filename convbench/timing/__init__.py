@@ -1,0 +1,1 @@
+"""Timing: the measuring loop, its statistics, noise signals, memory and the machine's peak."""
