@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from convbench.benchmark import BenchmarkConfig, benchmark, config_from_mapping, is_out_of_memory, sweep
+from convbench.benchmark import BenchmarkConfig, benchmark, config_from_mapping, sweep
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.models.spec import ModelSpec
+from convbench.runtimes import runtime_class
 from convbench.runtimes.base import PreparedModel
 from convbench.runtimes.torch_cpu import TorchCPU
 from convbench.timing.measure import TimingSettings
@@ -131,6 +132,8 @@ def test_other_errors_are_not_swallowed(monkeypatch):
 
 
 def test_out_of_memory_wordings():
+    """Fails when a runtime's out-of-memory wording is not recognised (that row would then abort the run)."""
+    is_out_of_memory = runtime_class("onnxruntime", "cpu")().is_out_of_memory
     assert is_out_of_memory(MemoryError())
     assert is_out_of_memory(RuntimeError("[ONNXRuntimeError] : 6 : Failed to allocate memory for requested buffer"))
     assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
@@ -169,10 +172,14 @@ def test_runtime_options_are_passed_and_keyed():
     config = config_from_mapping({"runtime": "torch", "compile": True, "batch_size": "1,8", "resolution": "160,224"})
     assert config.batch_size == (1, 8) and config.resolution == (160, 224)
     assert config.runtime_args == (("compile", True),) and config.runtime_options().compile
-    assert "compile=True" in config.settings_key()
+    keys = [p.settings_key for p in config.plans()]
+    assert len(keys) == 4 and len(set(keys)) == 4  # each (batch, resolution) point is its own measurement
+    assert all("compile=True" in k for k in keys)
     # Timing and trial counts do not change what a measurement is; the options that shape it do.
-    assert config.settings_key() == replace(config, trials=9, timing=TimingSettings(runs=99)).settings_key()
-    assert config.settings_key() != replace(config, batch_size=(2,)).settings_key()
+    same = replace(config, trials=9, timing=TimingSettings(runs=99))
+    assert [p.settings_key for p in same.plans()] == keys
+    assert replace(config, batch_size=(2,), resolution=(160,)).plan().settings_key not in keys
+    assert all(p.backend.options.compile for p in config.plans())  # the typed options, parsed once
     assert config_from_mapping(config.to_mapping()) == config
 
 
@@ -191,7 +198,7 @@ def test_rows_record_the_model_its_arguments_and_the_run():
     assert row["model_args"] == '{"impl": "gather-concat"}'
     assert (row["model_source"], row["model_origin"], row["family"]) == ("registry", "resnet18-mod-cifar10", "mod")
     assert row["trials"] == 2 and row["stopping"] == "2 trials" and row["isolate"] == "session"
-    assert row["config_key"] == CONFIG.settings_key()
+    assert row["config_key"] == CONFIG.plan().settings_key
     assert row["achieved_gmacs_per_s"] > 0 and not math.isnan(row["peak_mb"])
     other = benchmark(["resnet18-mod-cifar10"], CONFIG)[0]
     # The default implementation is recorded too, and every run has its own id.

@@ -239,7 +239,7 @@ BASE = {"runtime": "onnxruntime", "threads": 2}
 def test_settings_key_changes_with_what_decides_a_measurement(change):
     base = config_from_mapping(BASE)
     changed = config_from_mapping({**BASE, **change})
-    assert changed.settings_key() != base.settings_key()
+    assert changed.plan().settings_key != base.plan().settings_key
 
 
 @pytest.mark.parametrize(
@@ -258,23 +258,23 @@ def test_settings_key_changes_with_what_decides_a_measurement(change):
     ],
 )
 def test_settings_key_ignores_timing_and_trial_counts(change):
-    assert config_from_mapping({**BASE, **change}).settings_key() == config_from_mapping(BASE).settings_key()
+    assert config_from_mapping({**BASE, **change}).plan().settings_key == config_from_mapping(BASE).plan().settings_key
 
 
 def test_settings_key_names_the_runtime_options_in_effect():
-    key = config_from_mapping({**BASE, "ort_optimization": "basic"}).settings_key()
+    key = config_from_mapping({**BASE, "ort_optimization": "basic"}).plan().settings_key
     assert "ort_optimization=basic" in key and "runtime=onnxruntime" in key and "threads=2" in key
     # The default runtime and the available cores are resolved, so an implicit and an explicit choice agree.
-    implicit = config_from_mapping({"threads": BenchmarkConfig().resolved_threads})
-    assert implicit.settings_key() == config_from_mapping({"runtime": "onnxruntime"}).settings_key()
+    implicit = config_from_mapping({"threads": BenchmarkConfig().plan().backend.threads})
+    assert implicit.plan().settings_key == config_from_mapping({"runtime": "onnxruntime"}).plan().settings_key
 
 
 def test_settings_key_is_derived_from_the_declarations():
     """A field declared in_key=False never reaches the key, whatever value it holds."""
     config = config_from_mapping(BASE)
     wild = replace(config, trials=999, seed=123456, timing=TimingSettings(runs=4242, warmup=77))
-    key = wild.settings_key()
-    assert key == config.settings_key()
+    key = wild.plan().settings_key
+    assert key == config.plan().settings_key
     assert "4242" not in key and "123456" not in key
 
 

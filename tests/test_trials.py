@@ -6,7 +6,9 @@ from dataclasses import replace
 import pytest
 
 import convbench.benchmark as benchmark_module
-from convbench.benchmark import BenchmarkConfig, ModelTrial, benchmark
+import convbench.benchmark.stopping as stopping_module
+from convbench.benchmark import BenchmarkConfig, benchmark
+from convbench.benchmark.trials import ModelTrial
 from convbench.timing.measure import TimingSettings
 from convbench.timing.stats import hierarchical_speedup
 
@@ -14,7 +16,7 @@ MODELS = ["resnet18-cifar10", "resnet18-mod-cifar10"]
 THREE = [*MODELS, "resnet18-cifar100"]
 TIMING = TimingSettings(warmup=1, warmup_time=0, runs=3, min_time=0)
 CONFIG = BenchmarkConfig(isolate="session", trials=3, threads=1, timing=TIMING)
-REAL_RUN_TRIAL = benchmark_module.run_trial
+REAL_RUN_TRIAL = stopping_module.run_trial
 # Where run_trial is replaced by a fake, the torch runtime spares the ONNX export nothing would load.
 FAKE_CONFIG = replace(CONFIG, runtime="torch")
 
@@ -69,7 +71,7 @@ def test_rows_carry_the_trials_and_their_runs(compared):
 def test_rows_share_one_unique_run_id_and_record_the_checkout(compared, monkeypatch):
     rows, _ = compared
     assert len({r["run_id"] for r in rows}) == 1 and rows[0]["run_id"]
-    monkeypatch.setattr(benchmark_module, "run_trial", _fake_trial([]))
+    monkeypatch.setattr(stopping_module, "run_trial", _fake_trial([]))
     again = benchmark(MODELS, CONFIG)
     assert again[0]["run_id"] != rows[0]["run_id"]
     for row in rows:
@@ -137,7 +139,7 @@ def _recorded_orders(monkeypatch, config, models):
         orders.append(list(order))
         return REAL_RUN_TRIAL(models_, config_, order, progress)
 
-    monkeypatch.setattr(benchmark_module, "run_trial", recording)
+    monkeypatch.setattr(stopping_module, "run_trial", recording)
     rows = benchmark(models, config)
     return orders, rows
 
@@ -159,7 +161,7 @@ def test_a_different_seed_gives_different_orders(monkeypatch):
     by_seed = {}
     for seed in (0, 1, 2, 0):
         orders: list[list[int]] = []
-        monkeypatch.setattr(benchmark_module, "run_trial", _fake_trial(orders))
+        monkeypatch.setattr(stopping_module, "run_trial", _fake_trial(orders))
         benchmark(THREE, replace(FAKE_CONFIG, trials=4, seed=seed))
         assert by_seed.setdefault(seed, orders) == orders  # seed 0 twice: the same orders
     assert len({tuple(map(tuple, o)) for o in by_seed.values()}) == 3
@@ -174,7 +176,7 @@ def test_results_follow_their_model_whatever_order_they_ran_in(monkeypatch):
         orders.append(list(order))
         return [ModelTrial(samples=[latency[m.name]] * 5, first_run=latency[m.name]) for m in models]
 
-    monkeypatch.setattr(benchmark_module, "run_trial", fake_trial)
+    monkeypatch.setattr(stopping_module, "run_trial", fake_trial)
     rows = benchmark(THREE, replace(FAKE_CONFIG, trials=4))
     assert len({tuple(o) for o in orders}) >= 2
     assert [r["median_ms"] for r in rows] == pytest.approx([1.0, 2.0, 3.0])
@@ -210,7 +212,7 @@ def test_adaptive_trials_are_added_until_the_target_is_met(monkeypatch):
         wobble = 1.0 + (0.5 if len(calls) % 2 else -0.5) / len(calls)
         return [ModelTrial(samples=[1e-3 * (wobble if i else 1.0)] * 5) for i, _ in enumerate(models)]
 
-    monkeypatch.setattr(benchmark_module, "run_trial", fake_trial)
+    monkeypatch.setattr(stopping_module, "run_trial", fake_trial)
     rows = benchmark(MODELS, replace(FAKE_CONFIG, trials=2, target_ci=5.0, max_time=60))
     assert rows[0]["trials"] > 2 and rows[0]["trials"] == len(calls)
     assert rows[0]["stopping"].startswith("target reached")

@@ -22,6 +22,7 @@ from rich.text import Text
 from convbench.benchmark import BenchmarkConfig, config_from_mapping, runtime_option_classes
 from convbench.cli.evaluate import evaluate_command
 from convbench.cli.hardware import analyze_command, peak_command
+from convbench.cli.report import report_command
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.models.spec import ModelOptions, resolve_model
 from convbench.options import Uses, option, takes
@@ -99,10 +100,19 @@ def list_command(
     pattern: Annotated[str | None, typer.Argument(help="Shell-style filter, e.g. 'resnet*-mod'.")] = None,
     family: Annotated[str | None, typer.Option(help="Only this family (resnet, vgg, micronet, ...).")] = None,
 ) -> None:
-    """List registered models (plugins included): name, family, paper, input size, published top-1, source."""
+    """List registered models (plugins included): name, family, paper, input size, published top-1, source.
+    A pattern starting with timm/ lists timm's models instead ('timm/resnet*'; 'timm/resnet50.*' for tags)."""
     from convbench.models import get_entry, list_models
     from convbench.results.console import console, models_table
 
+    if pattern and pattern.startswith("timm/"):
+        from convbench.models.timm_models import list_timm
+
+        names = list_timm(pattern)  # timm is imported only here, so plain `list` stays fast
+        if not names:
+            raise UserInputError(f"no timm model matches {pattern!r}")
+        console.print("\n".join(names), highlight=False, soft_wrap=True)
+        return
     entries = [get_entry(n) for n in list_models(pattern)]
     if family:
         entries = [e for e in entries if e.family == family]
@@ -197,15 +207,15 @@ def run_and_report(
     op_profile: bool = False,
 ) -> list[dict[str, Any]]:
     """Measure, print, save: what profile and compare share."""
-    from convbench.benchmark import sweep
+    from convbench.benchmark import resolve_for, sweep
     from convbench.results.console import console, err_console, noisy_warnings, progress_display, results_view
     from convbench.results.files import check_writable, output_format, write_rows, write_samples
 
-    if op_profile and config.runtime_name != "onnxruntime":
-        raise UserInputError("--op-profile uses ONNX Runtime's profiler; it needs --runtime onnxruntime")
+    if op_profile:
+        _check_operator_profiler(config)
     specs = model_options.specs(models)
-    for spec in specs:  # unknown models fail before any file or folder is made
-        resolve_model(spec, resolution=config.resolution[0] if config.resolution else None)
+    for plan in config.plans():  # unknown models and impossible inputs fail before any file or folder is made
+        resolve_for(specs, plan)
     path = None
     if not out.no_save:
         path = out.output or Path("results") / f"{command}.csv"
@@ -231,25 +241,40 @@ def run_and_report(
     return rows
 
 
-def _print_operator_profiles(rows: list[dict[str, Any]], specs: list[Any], config: BenchmarkConfig) -> None:
-    from convbench.export import export_onnx
-    from convbench.results.console import console, operator_table, progress_display
-    from convbench.runtimes.onnxruntime import operator_profile
+def _check_operator_profiler(config: BenchmarkConfig) -> None:
+    from convbench.runtimes import runtime_class, runtime_names
 
+    if not runtime_class(config.runtime, config.device).operator_profiler:
+        profiled = [n for n in runtime_names(config.device) if runtime_class(n, config.device).operator_profiler]
+        raise UserInputError(
+            f"--op-profile: runtime {config.runtime_name} on {config.device} has no operator profiler; "
+            f"use --runtime {' or '.join(profiled)}"
+        )
+
+
+def _print_operator_profiles(rows: list[dict[str, Any]], specs: list[Any], config: BenchmarkConfig) -> None:
+    """Each measured row's time per operator type, from its runtime's own profiler (``Runtime.operator_profile``)."""
+    from convbench.results.console import console, operator_table, progress_display
+    from convbench.runtimes import RunSettings
+
+    backend = config.plans()[0].backend  # the same runtime, options and threads at every batch size
+    runtime = backend.runtime_class()
     by_label = {s.label: s for s in specs}
     for row in rows:
         if row.get("error") or row["model"] not in by_label:
             continue
+        model = resolve_model(by_label[row["model"]], resolution=row["resolution"])
+        settings = RunSettings(
+            device=backend.device,
+            threads=row["threads"],
+            input_shape=model.input_shape(row["batch_size"], row["resolution"]),
+            exporter=backend.exporter,
+            precision=backend.precision,
+        )
         with progress_display() as progress:
             progress.phase(f"profiling operators of {row['model']}", None)
-            exported = export_onnx(
-                by_label[row["model"]],
-                batch_size=row["batch_size"],
-                resolution=row["resolution"],
-                exporter=config.exporter,
-            )
-            ops = operator_profile(exported, row["threads"], runs=min(config.timing.runs, 20))
-        console.print(operator_table(f"{row['model']} (batch {row['batch_size']}, {row['resolution']} px)", ops))
+            profile = runtime.operator_profile(model, settings, backend.options, min(config.timing.runs, 20))
+        console.print(operator_table(f"{row['model']} (batch {row['batch_size']}, {row['resolution']} px)", profile))
 
 
 @app.command("profile")
@@ -261,7 +286,12 @@ def profile_command(
     model_options: ModelOptions,
     out: OutputOptions,
     op_profile: Annotated[
-        bool, typer.Option("--op-profile", help="Also print ONNX Runtime's time per operator type.")
+        bool,
+        typer.Option(
+            "--op-profile",
+            help="Also print time and calls per operator type from the runtime's own profiler (ONNX Runtime's; "
+            "torch.profiler for torch, with kernels per operator on cuda).",
+        ),
     ] = False,
 ) -> None:
     """Count, export and time one model: one result row per batch size and resolution."""
@@ -437,8 +467,8 @@ def merge_command(
     Speed-ups are never computed between rows from different runs or machines: each run's samples were
     interleaved with its own baseline, and a ratio across sessions mixes in the differences between them.
     """
-    from convbench.benchmark.runspec import merge_files
     from convbench.results.console import err_console
+    from convbench.results.merge import merge_files
 
     merged = merge_files(files, output, speedup_vs=speedup_vs)
     for note in merged.notes:
@@ -453,6 +483,7 @@ def merge_command(
 app.command("evaluate")(reports_errors(evaluate_command))
 app.command("peak")(reports_errors(peak_command))
 app.command("analyze")(reports_errors(analyze_command))
+app.command("report")(reports_errors(report_command))
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from convbench.benchmark import BenchmarkConfig, benchmark
+from convbench.benchmark import BenchmarkConfig, Plan, benchmark
 from convbench.counting.macs import get_convention
 from convbench.errors import UserInputError
 from convbench.models.spec import resolve_model
@@ -80,17 +80,17 @@ def join_gpu_speedups(lines: Sequence[dict[str, Any]], gpu_file: Path) -> None:
             )
 
 
-def expected_settings(model: str, config: BenchmarkConfig) -> dict[str, Any]:
-    """The per-row settings a line measured for ``model`` under ``config`` carries."""
+def expected_settings(model: str, plan: Plan) -> dict[str, Any]:
+    """The per-row settings a line measured for ``model`` under ``plan`` carries."""
     resolved = resolve_model(model)
     return {
-        "device": config.device,
-        "runtime": config.runtime_name,
-        "threads": config.resolved_threads,
-        "batch_size": config.batch_size[0],
-        "resolution": config.resolution[0] if config.resolution else resolved.resolution(),
-        "macs_convention": get_convention(config.convention, resolved.paper_convention).name,
-        "config_key": config.settings_key(),
+        "device": plan.backend.device,
+        "runtime": plan.backend.runtime,
+        "threads": plan.backend.threads,
+        "batch_size": plan.workload.batch_size,
+        "resolution": plan.workload.resolution or resolved.resolution(),
+        "macs_convention": get_convention(plan.workload.convention, resolved.paper_convention).name,
+        "config_key": plan.settings_key,
     }
 
 
@@ -130,12 +130,12 @@ def measurement_order(table: PublishedTable, models: Sequence[str]) -> list[str]
 
 
 def find_reusable(
-    existing: Sequence[dict[str, Any]], table: PublishedTable, models: Sequence[str], config: BenchmarkConfig
+    existing: Sequence[dict[str, Any]], table: PublishedTable, models: Sequence[str], plan: Plan
 ) -> dict[str, dict[str, Any]]:
     """For each model, the latest line of ``existing`` measured with the same settings against the same baseline."""
     found: dict[str, dict[str, Any]] = {}
     for model in models:
-        settings = expected_settings(model, config)
+        settings = expected_settings(model, plan)
         baseline = table.row_for(model).baseline
         for line in reversed(existing):
             if line.get("model") != model or _blank(line.get("median_ms")) or not _blank(line.get("error")):
@@ -172,10 +172,10 @@ def _with_speedups(
 
 
 def _measure(
-    table: PublishedTable, models: Sequence[str], config: BenchmarkConfig, progress: Progress | None
+    table: PublishedTable, models: Sequence[str], plan: Plan, progress: Progress | None
 ) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
-    rows = benchmark(list(models), config, progress, samples=records)
+    rows = benchmark(list(models), plan, progress, samples=records)
     samples: dict[str, list[list[float]]] = {}
     for r in records:  # one record per model and trial, in trial order
         samples.setdefault(r["model"], []).append([ms / 1e3 for ms in r["samples_ms"]])
@@ -259,10 +259,10 @@ def _line(
     table: PublishedTable,
     row: PublishedRow,
     measured: dict[str, Any] | None,
-    config: BenchmarkConfig,
+    plan: Plan,
     accuracy: dict[str, Accuracy],
 ) -> dict[str, Any]:
-    line: dict[str, Any] = {**_published_columns(table, row, config.device)}
+    line: dict[str, Any] = {**_published_columns(table, row, plan.backend.device)}
     found = accuracy.get(row.model or "")
     if found is not None and found.source == "measured":
         line.update(top1=found.top1, top1_source="measured", top1_measured=found.top1)
@@ -274,12 +274,12 @@ def _line(
         line["model"], line["baseline"] = row.model or "", row.baseline or ""
     else:  # published only: still tagged with the settings, so the file groups it with its run
         line.update(
-            device=config.device,
-            runtime=config.runtime_name,
-            threads=config.resolved_threads,
-            batch_size=config.batch_size[0],
+            device=plan.backend.device,
+            runtime=plan.backend.runtime,
+            threads=plan.backend.threads,
+            batch_size=plan.workload.batch_size,
         )
-    line["config_key"] = config.settings_key()
+    line["config_key"] = plan.settings_key
     line.update(_comparison(row, measured))
     head = {k: line.get(k) for k in LEADING}
     return {**head, **{k: v for k, v in line.items() if k not in head}}
@@ -305,32 +305,32 @@ def reproduce(
     """
     table = load_table(table) if isinstance(table, str) else table
     config = config or BenchmarkConfig(convention="paper")
-    config.check()
     if len(config.batch_size) > 1 or len(config.resolution) > 1:
         raise UserInputError("reproduce measures one batch size and one resolution; give one of each")
+    plan = config.plan()
     rows = select_rows(table, only)
     models = [r.model for r in rows if r.model]
     if not models:
         raise UserInputError(f"table {table.key!r} has no model that convbench builds")
     for m in models:  # unknown convention or device fail here, before any work
-        expected_settings(m, config)
+        expected_settings(m, plan)
     path = output if output is not None else default_output(table.key, config)
     if save:
         if path.suffix.lower() != ".csv":
             raise UserInputError(f"reproduce writes CSV; give --output a .csv file, not {path.name!r}")
         check_writable(path)
     existing = read_rows(path) if path.exists() and path.stat().st_size > 0 else []
-    reusable = {} if force else find_reusable(existing, table, models, config)
+    reusable = {} if force else find_reusable(existing, table, models, plan)
     missing = [m for m in models if m not in reusable]
     measured: dict[str, dict[str, Any]] = {}
     if missing:
         needed = set(missing) | {table.row_for(m).baseline for m in missing if table.row_for(m).baseline}
         group = measurement_order(table, sorted(needed))
-        for row in _measure(table, group, config, progress):
+        for row in _measure(table, group, plan, progress):
             measured[row["model"]] = row
     results = {**reusable, **measured}
     accuracy = measured_top1(measured_files)
-    lines = [_line(table, r, results.get(r.model) if r.model else None, config, accuracy) for r in rows]
+    lines = [_line(table, r, results.get(r.model) if r.model else None, plan, accuracy) for r in rows]
     if config.device == "cpu":
         join_gpu_speedups(lines, default_output(table.key, replace(config, device="cuda", runtime="torch")))
     result = ReproduceResult(table, config, lines, measured=list(measured), reused=list(reusable), path=None)

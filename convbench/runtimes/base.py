@@ -14,9 +14,10 @@ and run specs without any other file changing). Runtime modules import their hea
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,6 +26,7 @@ from convbench.errors import UserInputError
 
 if TYPE_CHECKING:
     from convbench.models.spec import ResolvedModel
+    from convbench.timing.energy import EnergyCounter, NoCounter
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,32 @@ class PreparedModel(ABC):
         return {}
 
     def measurement_started(self) -> None:  # noqa: B027  (optional hook)
-        """Called right before this model's warm-up and measured runs (e.g. to sample GPU clocks)."""
+        """Called right before this model's warm-up (e.g. to reset a device's peak-memory counters)."""
+
+    def warmup_finished(self) -> None:  # noqa: B027  (optional hook)
+        """Called right after this model's own warm-up, before the interleaved measured runs of all models
+        (e.g. to read the memory peak of its own inference, and clocks of a warmed-up device)."""
 
     def measurement_finished(self) -> None:  # noqa: B027  (optional hook)
         """Called right after this model's last measured run."""
 
+    def energy_counter(self) -> EnergyCounter | NoCounter:
+        """The energy counter of the device this model runs on, or why there is none (``convbench.timing.energy``).
+        By default the CPU's RAPL package counter; a GPU runtime returns its device's (``runtimes.gpu``)."""
+        from convbench.timing.energy import rapl_counter
+
+        return rapl_counter()
+
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release resources (sessions, GPU memory). Called once, also after a failure."""
+
+    def host_threads(self, threads: int) -> int:
+        """The host threads this model's runs keep busy, for the CPU-contention signals (0: none to watch).
+
+        A CPU runtime uses its whole thread budget; a GPU runtime overrides this (one launching thread in eager
+        mode, none worth watching where a captured graph replays).
+        """
+        return threads
 
 
 class Runtime(ABC):
@@ -141,12 +162,97 @@ class Runtime(ABC):
     def check(self, settings: RunSettings, options: Any) -> None:  # noqa: B027  (optional hook)
         """Refuse impossible combinations of settings and options before anything is built."""
 
+    def limit_threads(self, threads: int) -> None:
+        """Hold the whole process to the run's thread budget before any model is prepared.
+
+        torch's intra-op pool too, whichever runtime is measured: models are built in torch before an ONNX
+        runtime times them. Only where torch is loaded already, so an ONNX-file trial does not import it.
+        """
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+
+    def is_out_of_memory(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says this runtime ran out of memory; that model's row then records it, the others
+        are still measured. The default knows the wording of the common allocators."""
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+            return True
+        text = str(exc).lower()
+        return any(s in text for s in ("out of memory", "failed to allocate", "bad_alloc", "bad allocation"))
+
     def prefetch(self, model: ResolvedModel, settings: RunSettings) -> None:  # noqa: B027  (optional hook)
         """Produce once, in the main process, what every trial will load (an export), so trials reuse it."""
 
     @abstractmethod
     def prepare(self, model: ResolvedModel, settings: RunSettings, options: Any) -> PreparedModel:
         """Build or load ``model`` and return it ready to be timed."""
+
+    # Optional hooks: what only the runtime knows. The defaults say "this runtime has none".
+
+    def version(self) -> str:
+        """The version of the library this runtime runs on (part of the peak cache key)."""
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as package_version
+
+        try:
+            return package_version(self.requires[0]) if self.requires else ""
+        except PackageNotFoundError:
+            return ""
+
+    def device_name(self, device: str) -> str:
+        """The accelerator this runtime runs on as ``device`` (a GPU's name), ``""`` on the CPU."""
+        return ""
+
+    def peak_precisions(self, device: str) -> tuple[str, ...]:
+        """The compute precisions (``fp32``, ``tf32``, ``fp16``, ``bf16``) whose GEMM peak this runtime can
+        measure on ``device`` of this machine; empty where it has no peak GEMM."""
+        return ()
+
+    def peak_gemm(self, n: int, threads: int, device: str, precision: str) -> Gemm:
+        """One n x n by n x n GEMM in ``precision``, built and ready to be timed (``convbench peak``)."""
+        raise UserInputError(f"runtime {self.name!r} has no peak GEMM")
+
+    def peak_precision(self, device: str, precision: str, options: Any) -> str | None:
+        """The peak precision that a model run on ``device`` in ``precision`` with ``options`` computes in: whose
+        GEMM is its ceiling. ``None`` where this runtime measures no peak for it. Asks no hardware."""
+        return None
+
+    #: the profiler ``operator_profile`` uses, in words ("" where the runtime has none).
+    operator_profiler: ClassVar[str] = ""
+
+    def operator_profile(self, model: ResolvedModel, settings: RunSettings, options: Any, runs: int) -> OperatorProfile:
+        """Time and count per operator type over ``runs`` inferences (``--op-profile``)."""
+        raise UserInputError(f"--op-profile: runtime {self.name!r} has no operator profiler")
+
+
+@dataclass
+class Gemm:
+    """One runtime's n x n GEMM, built: ``run()`` times one product in seconds; ``restore()`` undoes any global
+    setting the GEMM changed (thread pools, math modes)."""
+
+    run: Callable[[], float]
+    restore: Callable[[], None] = lambda: None
+
+
+@dataclass(frozen=True)
+class OperatorTime:
+    """The time one operator type took per inference, and how often it ran."""
+
+    op_type: str
+    ms_per_run: float
+    share: float  # of the profile's total time
+    calls: float  # per inference: graph nodes (ONNX Runtime), operator calls (torch)
+    kernels: float | None = None  # GPU kernels launched per inference; None on the CPU
+
+
+@dataclass(frozen=True)
+class OperatorProfile:
+    """A runtime's operator profile of one model: rows sorted by time, and counts per forward pass."""
+
+    profiler: str  # "ONNX Runtime's profiler", "torch.profiler (CUDA kernel time)", ...
+    rows: list[OperatorTime]
+    runs: int
+    #: e.g. {"kernels per forward pass": 312.0}; empty where the profiler counts nothing more.
+    per_run: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,17 @@ the capture phase. So with graphs, ``first_run_ms`` is the first replay of an al
 cold start; the cold start, the wall-clock time of the very first forward pass this model ran on the GPU
 (lazy initialisation, cuDNN autotuning, compilation included), is ``cold_run_ms`` in every row, graphs or not.
 
-Memory and GPU state. ``cuda_peak_allocated_mb`` and ``cuda_peak_reserved_mb`` are the device's peak
-allocated and reserved memory over the model's warm-up and measured runs. They are device-wide: every model
-of a trial is resident while the others run, so they include the other models' weights and inputs. Clocks,
-temperature and power are sampled right before the model's warm-up and right after its last measured run
-(``*_before`` / ``*_after``), through ``convbench.runtimes.gpu``, with the GPU's name, UUID, CUDA, cuDNN and driver.
+Memory and GPU state. Memory is this model's own, although every model of a trial is resident while the others
+run: ``cuda_model_mb`` is what its setup allocated (weights, input, a captured graph's pool),
+``cuda_inference_mb`` the most its inference allocated on top of what was resident (activations, workspaces),
+measured over its own warm-up (the allocator's peak is reset when that starts and read when it ends; only this
+model runs in between, and its measured runs repeat the same inference), and ``cuda_peak_allocated_mb`` their
+sum. Workspaces cuBLAS and cuDNN keep for the whole process count for the model that first needed them.
+``cuda_peak_reserved_mb`` is the allocator's reserved peak over the same warm-up, which cannot be split by
+model: it holds every resident model's cache. Clocks, temperature, power, NVML's clock throttle reasons and
+the number of other processes on the GPU are sampled after the model's warm-up, when the GPU runs at its
+working clocks, and after its last measured run (``*_before`` / ``*_after``), through
+``convbench.runtimes.gpu``, with the GPU's name, UUID, CUDA, cuDNN and driver.
 
 Clean-up. ``close`` releases the graph, its static output, the module and the input, in that order, then
 synchronises and empties the caching allocator, so one model's memory (a graph's private pool included) is
@@ -55,8 +61,22 @@ from typing import TYPE_CHECKING, Any
 
 from convbench.errors import UserInputError
 from convbench.options import option
-from convbench.runtimes.base import PreparedModel, RunSettings, Runtime, SetupPhases, register_runtime
-from convbench.runtimes.torch_cpu import TorchOptions, build_module_and_input
+from convbench.runtimes.base import (
+    Gemm,
+    OperatorProfile,
+    PreparedModel,
+    RunSettings,
+    Runtime,
+    SetupPhases,
+    register_runtime,
+)
+from convbench.runtimes.torch_cpu import (
+    TORCH_DTYPES,
+    TorchOptions,
+    build_module_and_input,
+    profile_torch,
+    seeded_operands,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -73,6 +93,8 @@ PRECISIONS: dict[str, tuple[str, str | None]] = {
     "amp-bf16": ("float32", "bfloat16"),
 }
 BF16_PRECISIONS = ("bf16", "amp-bf16")
+#: per-model CUDA memory columns (MiB), see the module docstring.
+MEMORY_FIELDS = ("cuda_model_mb", "cuda_inference_mb", "cuda_peak_allocated_mb", "cuda_peak_reserved_mb")
 #: eager calls before a manual capture: cuDNN autotuning and lazy initialisation must not be captured.
 GRAPH_WARMUP_CALLS = 3
 
@@ -148,28 +170,12 @@ def place(
     return module, x
 
 
-# Peak memory window -------------------------------------------------------------------------------------
+# Process-wide state ------------------------------------------------------------------------------------
 
-# Models of one trial are measured interleaved, so their measurement windows overlap. The allocator's peak
-# statistics are per device, not per model: they are reset only when the first window opens, so no model's
-# reset wipes a peak another model's window has already seen.
-_open_windows: dict[int, int] = {}
 # torch.compile's caches are process-wide: compiled code, guards that keep modules alive, and (reduce-overhead)
 # one CUDA Graph Trees memory pool for all compiled functions. They can only be dropped once no compiled model
 # is alive; dropping them then also makes the next trial compile afresh instead of hitting a cache.
 _live_compiled = 0
-
-
-def _open_window(device_index: int) -> None:
-    import torch
-
-    if _open_windows.get(device_index, 0) == 0:
-        torch.cuda.reset_peak_memory_stats(device_index)
-    _open_windows[device_index] = _open_windows.get(device_index, 0) + 1
-
-
-def _close_window(device_index: int) -> None:
-    _open_windows[device_index] = max(_open_windows.get(device_index, 0) - 1, 0)
 
 
 # One warm-up and capture stream per device for the whole process: torch allocates a cuBLAS workspace for every
@@ -219,8 +225,9 @@ class TorchCUDAModel(PreparedModel):
         self.before: dict[str, float | None] = {}
         self.after: dict[str, float | None] = {}
         self.peak: dict[str, float] = {}
+        self.model_bytes: int | None = None  # what setup allocated on the GPU
+        self._allocated_at_start = 0  # on the GPU when this model's warm-up began
         self.cudagraph_skips: int | None = None
-        self._window_open = False
         self._compiled = False
         self._closed = False
         try:
@@ -236,6 +243,7 @@ class TorchCUDAModel(PreparedModel):
 
         self.flags = apply_backend_flags(options.tf32, options.cudnn_benchmark)
         module, x = build_module_and_input(model, settings, self.phases)
+        allocated_before = torch.cuda.memory_allocated()
         with self.phases.phase("transfer"):
             self.module, self.input = place(module, x, "cuda", settings.precision, options.channels_last)
             del module, x
@@ -265,6 +273,7 @@ class TorchCUDAModel(PreparedModel):
                 else:
                     self._capture()
         self.call = self.graph.replay if self.graph is not None else self._forward
+        self.model_bytes = torch.cuda.memory_allocated(self.device_index) - allocated_before
 
     def _forward(self) -> Any:
         import torch
@@ -320,27 +329,42 @@ class TorchCUDAModel(PreparedModel):
             self.cold_run = time.perf_counter() - wall
         return start.elapsed_time(end) / 1e3
 
-    def measurement_started(self) -> None:
+    def energy_counter(self) -> Any:
         from convbench.runtimes import gpu
 
-        self.before = gpu.gpu_state(self.device_index)
-        if not self._window_open:
-            _open_window(self.device_index)
-            self._window_open = True
+        return gpu.nvml_energy_counter(self.device_index)  # the GPU's energy, not the host's RAPL
 
-    def measurement_finished(self) -> None:
+    def measurement_started(self) -> None:
+        import torch
+
+        # Only this model runs from here to warmup_finished, so the allocator's peak in between is its own.
+        torch.cuda.reset_peak_memory_stats(self.device_index)
+        self._allocated_at_start = torch.cuda.memory_allocated(self.device_index)
+
+    def warmup_finished(self) -> None:
         import torch
 
         from convbench.runtimes import gpu
 
+        inference = max(torch.cuda.max_memory_allocated(self.device_index) - self._allocated_at_start, 0)
+        model = self.model_bytes or 0
         self.peak = {
-            "cuda_peak_allocated_mb": torch.cuda.max_memory_allocated(self.device_index) / 2**20,
+            "cuda_model_mb": model / 2**20,
+            "cuda_inference_mb": inference / 2**20,
+            "cuda_peak_allocated_mb": (model + inference) / 2**20,
             "cuda_peak_reserved_mb": torch.cuda.max_memory_reserved(self.device_index) / 2**20,
         }
+        self.before = gpu.gpu_state(self.device_index)  # after warm-up: the clocks the measured runs start at
+
+    def measurement_finished(self) -> None:
+        from convbench.runtimes import gpu
+
         self.after = gpu.gpu_state(self.device_index)
-        if self._window_open:
-            _close_window(self.device_index)
-            self._window_open = False
+
+    def host_threads(self, threads: int) -> int:
+        # Eager runs are bound by the host thread that launches every kernel, so another process taking that
+        # core shows in the timings; a replayed CUDA graph is one launch, with nothing on the host to disturb.
+        return 0 if self.options.cuda_graphs else 1
 
     def settings(self) -> dict[str, object]:
         import torch
@@ -363,8 +387,7 @@ class TorchCUDAModel(PreparedModel):
             **self.flags,
             "intra_op_threads": torch.get_num_threads(),
             "cold_run_ms": self.cold_run * 1e3 if self.cold_run is not None else None,
-            "cuda_peak_allocated_mb": self.peak.get("cuda_peak_allocated_mb"),
-            "cuda_peak_reserved_mb": self.peak.get("cuda_peak_reserved_mb"),
+            **{k: self.peak.get(k) for k in MEMORY_FIELDS},
             **gpu.gpu_environment(self.device_index),
             **{f"{k}_before": self.before.get(k) for k in gpu.STATE_FIELDS},
             **{f"{k}_after": self.after.get(k) for k in gpu.STATE_FIELDS},
@@ -374,9 +397,6 @@ class TorchCUDAModel(PreparedModel):
         if self._closed:
             return
         self._closed = True
-        if self._window_open:  # a failure between the measurement hooks must not leave the window open
-            _close_window(self.device_index)
-            self._window_open = False
         self.call = None
         graph, self.graph = self.graph, None
         if graph is not None:
@@ -453,3 +473,70 @@ class TorchCUDA(Runtime):
         # Trial workers prepare without the parent's check: refuse here too, before anything is built.
         self.check(settings, options)
         return TorchCUDAModel(model, settings, options)
+
+    def device_name(self, device: str) -> str:
+        import torch
+
+        return torch.cuda.get_device_name() if torch.cuda.is_available() else ""
+
+    def peak_precisions(self, device: str) -> tuple[str, ...]:
+        import torch
+
+        if not torch.cuda.is_available():
+            return ()
+        found = ["fp32"]
+        if torch.cuda.is_tf32_supported():
+            found.append("tf32")
+        found.append("fp16")
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            found.append("bf16")
+        return tuple(found)
+
+    def peak_precision(self, device: str, precision: str, options: Any) -> str | None:
+        return peak_precision_of(precision, getattr(options, "tf32", False))
+
+    def peak_gemm(self, n: int, threads: int, device: str, precision: str) -> Gemm:
+        """A GEMM on the tensor cores where ``precision`` is tf32, fp16 or bf16; fp32 is IEEE fp32 (TF32 off)."""
+        import torch
+
+        matmul = torch.backends.cuda.matmul
+        previous = matmul.fp32_precision
+        matmul.fp32_precision = "tf32" if precision == "tf32" else "ieee"
+        try:
+            a, b = seeded_operands(n, "cuda", getattr(torch, TORCH_DTYPES[precision]))
+            out = torch.empty_like(a)
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        except BaseException:
+            matmul.fp32_precision = previous
+            raise
+
+        def run() -> float:
+            begin.record()
+            torch.matmul(a, b, out=out)
+            end.record()
+            end.synchronize()
+            return begin.elapsed_time(end) / 1e3
+
+        def restore() -> None:
+            matmul.fp32_precision = previous
+
+        return Gemm(run, restore)
+
+    operator_profiler = "torch.profiler, CUDA kernel time"
+
+    def operator_profile(self, model: ResolvedModel, settings: RunSettings, options: Any, runs: int) -> OperatorProfile:
+        prepared = self.prepare(model, settings, options)
+        try:
+            return profile_torch(prepared.timed_run, runs, cuda=True, profiler=self.operator_profiler)
+        finally:
+            prepared.close()
+
+
+def peak_precision_of(precision: str, tf32: bool) -> str | None:
+    """The GEMM precision a CUDA row computes in: fp32 is IEEE fp32 unless ``--tf32``; the cast and autocast
+    modes run their matrix products and convolutions on the tensor cores in their half type."""
+    if precision == "fp32":
+        return "tf32" if tf32 else "fp32"
+    autocast = PRECISIONS.get(precision, (None, None))[1]
+    half = autocast or PRECISIONS.get(precision, (None, None))[0]
+    return {"float16": "fp16", "bfloat16": "bf16"}.get(half or "")
