@@ -49,13 +49,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convbench.errors import UserInputError
-from convbench.timing.measure import Silent
+from convbench.progress import Silent
 
 if TYPE_CHECKING:
     import numpy as np
 
     from convbench.models.spec import ResolvedModel
-    from convbench.timing.measure import Progress
+    from convbench.progress import Progress
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -343,22 +343,22 @@ class _OnnxRunner:
 
     def __init__(self, model: ResolvedModel) -> None:
         import numpy as np
-        import onnxruntime as ort
+
+        from convbench.runtimes import reference_session
 
         assert model.onnx_path is not None
         try:
-            self.session = ort.InferenceSession(str(model.onnx_path), providers=["CPUExecutionProvider"])
+            self.session = reference_session(model.onnx_path)
         except Exception as exc:
             text = str(exc).strip()
             raise UserInputError(
                 f"ONNX Runtime cannot load {model.onnx_path}: {text.splitlines()[-1] if text else exc}"
             ) from None
-        first = self.session.get_inputs()[0]
-        self.input_name = first.name
-        self.dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16}.get(first.type)
+        self.dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16}.get(self.session.input_type)
         if self.dtype is None:
-            raise UserInputError(f"{model.onnx_path} takes {first.type}; evaluate feeds float images")
-        batch = first.shape[0] if first.shape else None
+            raise UserInputError(f"{model.onnx_path} takes {self.session.input_type}; evaluate feeds float images")
+        shape = self.session.input_shape
+        batch = shape[0] if shape else None
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
 
     def __call__(self, images: Any) -> np.ndarray:
@@ -369,7 +369,7 @@ class _OnnxRunner:
         if self.fixed_batch is not None and count < self.fixed_batch:
             padding = np.zeros((self.fixed_batch - count, *batch.shape[1:]), dtype=batch.dtype)
             batch = np.concatenate([batch, padding])
-        output = self.session.run(None, {self.input_name: batch})[0]
+        output = self.session(batch)[0]
         return np.asarray(output, dtype=np.float32)[:count]
 
 
@@ -414,10 +414,10 @@ def evaluate(
     workers: int = 0,
     limit: int | None = None,
     resize: int | None = None,
-    crop_pct: float = DEFAULT_CROP_PCT,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-    interpolation: str = "bilinear",
+    crop_pct: float | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    interpolation: str | None = None,
     class_map: Path | str | None = None,
     skip_bad_images: bool = False,
     progress: Progress | None = None,
@@ -426,12 +426,18 @@ def evaluate(
     """Top-1 / top-5 of ``model`` on the ImageFolder tree ``data_dir`` (see the module docstring).
 
     ``resolution`` overrides the model's input size (the crop); everything is checked before the model is
-    built or an image read.
+    built or an image read. ``crop_pct``, ``mean``, ``std`` and ``interpolation`` left at None are the model's
+    own (``ResolvedModel.preprocessing``, e.g. a timm model's pretrained config), else ImageNet's defaults.
     """
     import numpy as np
     import torch
 
     progress = progress or Silent()
+    own = model.preprocessing
+    crop_pct = crop_pct if crop_pct is not None else float(own.get("crop_pct", DEFAULT_CROP_PCT))
+    mean = mean if mean is not None else own.get("mean", IMAGENET_MEAN)
+    std = std if std is not None else own.get("std", IMAGENET_STD)
+    interpolation = interpolation if interpolation is not None else str(own.get("interpolation", "bilinear"))
     size = model.resolution(resolution)
     channels = model.input_size[0] if model.input_size else 3
     _check_settings(batch_size, workers, limit, resize, crop_pct, interpolation, size)

@@ -1,15 +1,21 @@
 """ONNX export with a cache and a parity check against PyTorch.
 
 Models are exported once per (model spec, builder arguments, weights, input shape, exporter, opset, library
-versions, model sources) into a user cache directory (``$CONVBENCH_CACHE`` or ``~/.cache/convbench``), never
-into the repository. Every export is verified: ONNX Runtime and PyTorch run the same input, and the largest
-difference must stay within a tolerance relative to the output's own scale; above it the export fails.
+versions, model sources, the source of this module) into a user cache directory (``$CONVBENCH_CACHE`` or
+``~/.cache/convbench``), never into the repository. Every export is verified: ONNX Runtime and PyTorch run
+the same input, and the largest difference must stay within a tolerance relative to the output's own scale;
+above it the export fails.
 
 The default exporter is ``torch.onnx.export(..., dynamo=True)``, the exporter PyTorch supports going
 forward; it writes weights to a ``.onnx.data`` file, which we fold back into one self-contained ``.onnx``
 file (all models here are far below protobuf's 2 GB limit), so a cached or copied model is one file.
 Models are exported at the batch size being measured (dynamic convolutions fold the batch into their
 groups, so their graphs hold one batch size; one rule for all keeps the cache simple).
+
+Cache entries are folders (``model.onnx`` + ``export.json``) that appear whole or not at all: each export is
+built in a private temporary folder and renamed into place. Several processes may export one model into one
+cache at once; the first complete entry wins and later ones are discarded, so a reader never loses the file it
+loads. An entry found damaged (a truncated ``model.onnx``, unreadable JSON) is exported again, with a note.
 """
 
 from __future__ import annotations
@@ -20,20 +26,24 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
+import uuid
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import convbench
+from convbench.cache import cache_root, source_digest, writable_directory
 from convbench.errors import ConvbenchError, UserInputError
-from convbench.models.registry import DEFAULT_SEED, _cache_root
+from convbench.models.registry import DEFAULT_SEED
 from convbench.models.spec import ModelSpec, ResolvedModel, resolve_model
-from convbench.results.files import check_writable, current_umask
+from convbench.results.files import check_writable, current_umask, locked
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import numpy as np
     import torch
 
@@ -49,11 +59,14 @@ ATOL_FLOOR = 1e-7
 # ONNX Runtime sums in other orders than PyTorch (blocked layouts, other GEMM kernels): on a model that amplifies
 # rounding its float32 error can be a few times PyTorch's own. See ``onnx_max_abs_diff``.
 ROUNDING_ALLOWANCE = 4
+# Threads of both runtimes during the parity check: one, so that the order of every sum, and so the rounding the
+# tolerance is compared with, is the same whatever thread count a benchmark or an earlier test left behind.
+PARITY_THREADS = 1
 
 
 def cache_dir() -> Path:
     """Where exported models and cached counts live: ``$CONVBENCH_CACHE`` or ``~/.cache/convbench``."""
-    return _cache_root()
+    return cache_root()
 
 
 @dataclass
@@ -77,7 +90,8 @@ class ExportResult:
 
 
 def library_versions(exporter: str | None = None) -> dict[str, str]:
-    """Versions of everything that shapes an exported graph or a count."""
+    """Versions of the libraries that shape an exported graph or a count (convbench's own code is keyed by its
+    source instead: ``export_code_digest``, ``convbench.counting.macs.count_code_digest``)."""
     from importlib.metadata import PackageNotFoundError, version
 
     names = ["torch", "torchvision", "onnx", "fvcore"] + (["onnxscript"] if exporter == "dynamo" else [])
@@ -87,7 +101,12 @@ def library_versions(exporter: str | None = None) -> dict[str, str]:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = ""
-    return {**found, "convbench": convbench.__version__}
+    return found
+
+
+def export_code_digest() -> str:
+    """Hash of the code that writes and verifies an export: this module's source."""
+    return source_digest("export.py")
 
 
 def model_cache_key(model: ResolvedModel, input_shape: tuple[int, ...], **extra: object) -> str:
@@ -153,6 +172,19 @@ def _with_random_inputs(path: Path) -> tuple[bytes, list[str]]:
     return proto.SerializeToString(), names
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with torch's intra-op pool at ``threads``, then restore what the caller had."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def onnx_max_abs_diff(
     path: Path, module: torch.nn.Module, example: torch.Tensor, stochastic: bool = False
 ) -> tuple[float, float]:
@@ -171,11 +203,10 @@ def onnx_max_abs_diff(
     two do not line up (a different number of random draws), only shape and finiteness are checked (NaN).
     """
     import numpy as np
-    import onnxruntime as ort
     import torch
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
+    from convbench.runtimes import reference_session
+
     draws: list[torch.Tensor] = []
     feeds: dict[str, np.ndarray] = {}
     model: str | bytes = str(path)
@@ -188,7 +219,7 @@ def onnx_max_abs_diff(
 
         torch.randn = recording_randn  # type: ignore[assignment]
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), _torch_threads(PARITY_THREADS):
             torch_out = module(example).numpy()
     finally:
         torch.randn = randn  # type: ignore[assignment]
@@ -197,8 +228,9 @@ def onnx_max_abs_diff(
         if len(names) == len(draws) and names:
             model, feeds = graph, {n: d.numpy() for n, d in zip(names, draws, strict=True)}
             stochastic = False
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    (onnx_out,) = session.run(None, {session.get_inputs()[0].name: example.numpy(), **feeds})
+    # Both runtimes' sums are split over their threads, so their rounding (and the allowance measured from it)
+    # would depend on how many threads earlier code left set; one thread on each side makes the check repeatable.
+    (onnx_out,) = reference_session(model, PARITY_THREADS)(example.numpy(), feeds)
     if onnx_out.shape != torch_out.shape:
         raise ConvbenchError(f"ONNX output shape {onnx_out.shape} differs from PyTorch's {torch_out.shape}")
     if not np.isfinite(onnx_out).all():
@@ -221,29 +253,43 @@ def _float32_rounding_error(module: torch.nn.Module, example: torch.Tensor, out3
 
     try:
         exact = copy.deepcopy(module).double()
-        with torch.inference_mode():
+        with torch.inference_mode(), _torch_threads(PARITY_THREADS):
             out64 = exact(example.double()).numpy()
     except (RuntimeError, TypeError):  # a model that cannot run in float64 gets no allowance
         return 0.0
     return float(np.max(np.abs(out64 - out32)))
 
 
-def _valid_cached(directory: Path) -> ExportResult | None:
+def _valid_cached(directory: Path, note: bool = True) -> ExportResult | None:
+    """The entry in ``directory``, or None where it is missing or damaged (a one-line note says which)."""
     import onnx
 
+    if not directory.is_dir():
+        return None
     meta_path = directory / "export.json"
     model_path = directory / "model.onnx"
     try:
         meta = json.loads(meta_path.read_text())
+        size = meta.pop("onnx_bytes", None)
+        if model_path.stat().st_size != size:  # a protobuf cut at a field boundary can still parse
+            raise ValueError(f"model.onnx has {model_path.stat().st_size} bytes, the export wrote {size}")
         onnx.checker.check_model(str(model_path))
-    except (OSError, ValueError, onnx.checker.ValidationError, onnx.onnx_cpp2py_export.checker.ValidationError):
-        return None  # missing or corrupted: export again
-    meta["path"] = model_path
-    meta["input_shape"] = tuple(meta["input_shape"])
-    meta["cached"] = True
-    try:
+        meta["path"] = model_path
+        meta["input_shape"] = tuple(meta["input_shape"])
+        meta["cached"] = True
         return ExportResult(**meta)
-    except TypeError:
+    except (
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        onnx.checker.ValidationError,
+        onnx.onnx_cpp2py_export.checker.ValidationError,
+    ) as exc:
+        if note:
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            print(f"note: cached export {directory} is damaged ({reason}); exporting it again", file=sys.stderr)
         return None
 
 
@@ -275,7 +321,14 @@ def export_onnx(
     if resolved.is_onnx:
         raise UserInputError(f"{resolved.name} is already an ONNX file; nothing to export")
 
-    key = model_cache_key(resolved, shape, exporter=exporter, opset=opset, versions=library_versions(exporter))
+    key = model_cache_key(
+        resolved,
+        shape,
+        exporter=exporter,
+        opset=opset,
+        versions=library_versions(exporter),
+        code=export_code_digest(),
+    )
     safe = "".join(c if c.isalnum() or c in "-." else "_" for c in resolved.spec.source)[-60:]
     directory = cache_dir() / "onnx" / f"{safe}-b{shape[0]}-r{shape[-1]}-{exporter}-{key}"
     result = _valid_cached(directory) if use_cache else None
@@ -288,9 +341,13 @@ def export_onnx(
 
 
 def export_for_runtime(model: ResolvedModel, settings: RunSettings) -> ExportResult:
-    """The ONNX file a runtime should load: the verified export, or the user's own ONNX file as given."""
+    """The ONNX file a runtime should load: the verified export, or the user's own ONNX file as given (refused
+    in one line where it is fixed to another batch size than the run's)."""
     if model.is_onnx:
         assert model.onnx_path is not None
+        from convbench.models.sources import check_onnx_batch
+
+        check_onnx_batch(model.onnx_path, settings.batch_size)
         return ExportResult(
             path=model.onnx_path,
             model=model.name,
@@ -317,12 +374,14 @@ def _opset_of(path: Path) -> int:
 def _export_to_cache(
     model: ResolvedModel, shape: tuple[int, ...], exporter: str, opset: int, directory: Path
 ) -> ExportResult:
-    import torch
+    from convbench.models.inputs import seeded_tensor
 
     module = model.build(resolution=shape[-1])
-    example = torch.randn(*shape, generator=torch.Generator().manual_seed(DEFAULT_SEED))
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=directory.parent))
+    example = seeded_tensor(shape)
+    parent = writable_directory(directory.parent)
+    # Built in a private folder beside the entry, so the final rename stays on one filesystem (atomic).
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=parent))
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide a shared cache's entry from others
     try:
         start = time.perf_counter()
         try:
@@ -352,13 +411,44 @@ def _export_to_cache(
         meta = result.to_json()
         for key in ("path", "cached"):
             meta.pop(key)
+        meta["onnx_bytes"] = (staging / "model.onnx").stat().st_size
         (staging / "export.json").write_text(json.dumps(meta, indent=2))
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
+        _fsync_tree(staging)
+        return _install(staging, directory, result)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    # The files are on disk before the folder gets its public name; a crash never leaves a named half entry.
+    for path in folder.iterdir():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _install(staging: Path, directory: Path, result: ExportResult) -> ExportResult:
+    """Rename ``staging`` to ``directory`` unless another process got there first with a complete entry.
+
+    Installs take turns on a lock beside the entry, so a complete entry is never replaced: a process that lost
+    the race keeps the winner's entry and discards its own. Only a damaged entry is moved aside (renamed, then
+    removed), never deleted in place, so nobody's open file disappears half-read.
+    """
+    with locked(directory):
+        theirs = _valid_cached(directory, note=False)
+        if theirs is not None:
+            return theirs
+        if directory.exists():
+            aside = directory.with_name(f".damaged-{uuid.uuid4().hex[:8]}-{directory.name}")
+            os.rename(directory, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.rename(staging, directory)
+        except OSError as exc:
+            raise ConvbenchError(f"cannot write the export cache entry {directory}: {exc.strerror or exc}") from None
     return result
 
 

@@ -246,7 +246,7 @@ def test_sweep_and_raw_samples_from_the_cli(tmp_path):
         (["--compile"], "--compile is not an option of runtime onnxruntime on cpu"),
         (["--runtime", "torch", "--ort-optimization", "basic"], "--ort-optimization is not an option of runtime torch"),
         (["--ort-optimization", "fastest"], "--ort-optimization must be one of all, extended, basic, disabled"),
-        (["--op-profile", "--runtime", "torch"], "needs --runtime onnxruntime"),
+        (["--op-profile", "--runtime", "openvino"], "--op-profile: runtime openvino on cpu has no operator profiler"),
     ],
 )
 def test_bad_runtime_options_are_one_line_errors(args, message):
@@ -257,6 +257,19 @@ def test_bad_runtime_options_are_one_line_errors(args, message):
 def test_op_profile_prints_operator_table():
     result = invoke("profile", "resnet18-mod-cifar10", *FAST, "--exporter", "torchscript", "--no-save", "--op-profile")
     assert "time per operator type" in result.output and "Conv" in result.output
+    assert "ONNX Runtime's own profiler" in result.output and "nodes per forward pass" in result.output
+
+
+def test_op_profile_on_torch_uses_torch_profiler():
+    """Fails if --op-profile on the torch runtime is refused or silently profiles ONNX Runtime instead."""
+    result = invoke("profile", "resnet18-mod-cifar10", *FAST, "--runtime", "torch", "--no-save", "--op-profile")
+    assert "torch.profiler" in result.output and "aten::topk" in result.output
+    assert "operator calls per forward pass" in result.output
+
+
+def test_peak_precision_the_runtime_lacks_is_a_one_line_error():
+    result = invoke("peak", "--runtime", "onnxruntime", "--precision", "bf16", "--size", "64", code=2)
+    one_line_error(result, "peak --precision bf16: runtime onnxruntime on cpu here multiplies in fp32")
 
 
 def test_export_to_an_unwritable_path_fails_before_exporting(tmp_path):

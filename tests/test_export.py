@@ -166,6 +166,59 @@ def test_an_ill_conditioned_model_gets_a_rounding_allowance():
     assert result.tolerance < 1e-2 * scale  # and the allowance is still far below a wrong graph's error
 
 
+class _ThreadRecorder(torch.nn.Module):
+    """y = 2x, remembering how many threads torch had each time it ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(torch.get_num_threads())
+        return x * 2
+
+
+def _double_onnx(path: Path) -> Path:
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Add", ["x", "x"], ["y"])],
+        "double",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])],
+    )
+    onnx.save_model(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)], ir_version=8), path)
+    return path
+
+
+@pytest.mark.parametrize("caller_threads", [1, 2])
+def test_parity_runs_both_runtimes_on_fixed_threads_whatever_the_caller_left(tmp_path, monkeypatch, caller_threads):
+    # Bug guarded: the parity check inheriting torch's thread count from earlier code (a benchmark's
+    # set_num_threads, an earlier test) and ONNX Runtime's default of every core, so the rounding it compares
+    # changed from run to run (a flaky ill-conditioned export), or not restoring the caller's thread count.
+    import onnxruntime as ort
+
+    from convbench.export import PARITY_THREADS, onnx_max_abs_diff
+
+    sessions: list[ort.SessionOptions] = []
+    real_session = ort.InferenceSession
+
+    def recording_session(model, options=None, **kwargs):
+        sessions.append(options)
+        return real_session(model, options, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording_session)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(caller_threads)
+    try:
+        module = _ThreadRecorder()
+        diff, tolerance = onnx_max_abs_diff(_double_onnx(tmp_path / "double.onnx"), module, torch.ones(1, 4))
+        assert diff <= tolerance
+        assert module.seen == [PARITY_THREADS]
+        assert [o.intra_op_num_threads for o in sessions] == [PARITY_THREADS]
+        assert torch.get_num_threads() == caller_threads, "the caller's thread count is restored"
+    finally:
+        torch.set_num_threads(previous)
+
+
 @pytest.mark.slow
 def test_mobilenetv2_mod_exports_faithfully():
     # Its first MoD block's one-unit selector is dead for these weights: all 24 logits tie, and only a

@@ -14,6 +14,7 @@ import pytest
 import convbench
 import convbench.export as export_module
 import convbench.models.registry as registry
+from convbench.cache import cache_root
 from convbench.models.spec import ModelSpec, resolve_model
 
 PACKAGE = Path(convbench.__file__).parent
@@ -200,7 +201,7 @@ def fresh_index():
 
 
 def _index_files() -> set[Path]:
-    return set((registry._cache_root() / "index").glob("models-*.json"))
+    return set((cache_root() / "index").glob("models-*.json"))
 
 
 def test_the_index_is_read_from_its_file_without_importing_the_families(monkeypatch, fresh_index):

@@ -147,4 +147,120 @@ def test_each_implementation_exports_its_own_graph():
     # The key is the arguments the model is built with: naming the default implementation changes nothing.
     assert export_onnx("resnet18-mod-cifar10").path == results["index-embed"].path
     ops = {impl: sorted(n.op_type for n in onnx.load(str(r.path)).graph.node) for impl, r in results.items()}
-    assert len({tuple(o) for o in ops.values()}) == len(MOD_IMPLS), ops
+    # inplace-addcmul differs from inplace only in PyTorch's kernels: the exporter decomposes addcmul_ into the
+    # same Mul and Add. Every other implementation is a graph of its own.
+    assert ops.pop("inplace-addcmul") == ops["inplace"]
+    assert len({tuple(o) for o in ops.values()}) == len(ops), ops
+
+
+# The in-place fusion ("inplace", "inplace-addcmul") writes its result into its input. That is safe only where
+# nothing else reads the input afterwards; these tests fail if it ever damages a tensor still in use.
+
+INPLACE = [name for name in MOD_IMPLS if name.startswith("inplace")]
+
+
+@pytest.mark.parametrize("impl", INPLACE)
+@pytest.mark.parametrize("case", CASES)
+def test_inplace_leaves_the_model_input_unchanged(references, case, impl):
+    """Fails if a builder lets a block own the model's input, or the block writes into a tensor it does not own."""
+    build, size = CASES[case]
+    model = build(impl).eval()
+    model.load_state_dict(references[case].state_dict())
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(3))
+    kept = x.clone()
+    with torch.inference_mode():
+        model(x)
+    assert torch.equal(x, kept)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_inplace_is_the_reference_to_the_bit(references, case):
+    """Fails if the in-place fusion computes anything differently from gather-concat (inputs cloned for each)."""
+    build, size = CASES[case]
+    model = build("inplace").eval()
+    model.load_state_dict(references[case].state_dict())
+    generator = torch.Generator().manual_seed(4)
+    for batch in (1, 3):
+        x = torch.randn(batch, 3, size, size, generator=generator)
+        with torch.inference_mode():
+            assert torch.equal(model(x.clone()), references[case](x.clone()))
+
+
+class _Residual(torch.nn.Module):
+    """``x + block(x)``: the block's input is read again after the block, as a residual branch reads it."""
+
+    def __init__(self, block: torch.nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+def _blocks(impl: str, owns_input: bool, fuse_to: str = "first") -> tuple[MoDBlock, MoDBlock]:
+    torch.manual_seed(0)
+    inner = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.ReLU())
+    reference = MoDBlock(32, 4, inner, fuse_to=fuse_to, impl=REFERENCE).eval()
+    block = MoDBlock(32, 4, inner, fuse_to=fuse_to, impl=impl, owns_input=owns_input).eval()
+    block.load_state_dict(reference.state_dict())
+    return reference, block
+
+
+@pytest.mark.parametrize("impl", INPLACE)
+@pytest.mark.parametrize("fuse_to", ["first", "last"])
+def test_inplace_block_keeps_an_input_that_a_residual_reads_again(impl, fuse_to):
+    """A block that does not own its input (the default) must leave it intact for the residual add after it."""
+    reference, block = _blocks(impl, owns_input=False, fuse_to=fuse_to)
+    x = torch.randn(2, 32, 6, 6)
+    kept = x.clone()
+    with torch.inference_mode():
+        got = _Residual(block)(x)
+        expected = _Residual(reference)(x.clone())
+    assert torch.equal(x, kept)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
+def test_an_owned_input_is_written_in_place_so_the_residual_test_can_fail():
+    """The control for the test above: owning the input does write into it (so that test sees real damage), and
+    only the k fused channels change."""
+    reference, block = _blocks("inplace", owns_input=True)
+    x = torch.randn(2, 32, 6, 6)
+    kept = x.clone()
+    with torch.inference_mode():
+        out = block(x)
+        expected = reference(kept.clone())
+    assert out.data_ptr() == x.data_ptr()
+    assert not torch.equal(x[:, :4], kept[:, :4]) and torch.equal(x[:, 4:], kept[:, 4:])
+    assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("impl", INPLACE)
+def test_inplace_trains_like_the_reference(impl):
+    """With autograd on, writing into the input would corrupt what backward needs (or raise): the block must write
+    a copy then, and its gradients must be the reference's."""
+    grads = {}
+    for name in (REFERENCE, impl):
+        torch.manual_seed(0)
+        model = mod_resnet(Bottleneck, [2, 2, 2, 2], num_classes=10, cifar=True, impl=name).eval()
+        x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5), requires_grad=True)
+        model(x).square().sum().backward()
+        grads[name] = (x.grad, [p.grad for p in model.parameters() if p.grad is not None])
+    torch.testing.assert_close(grads[impl][0], grads[REFERENCE][0], rtol=1e-5, atol=1e-6)
+    assert len(grads[impl][1]) == len(grads[REFERENCE][1])
+    for got, expected in zip(grads[impl][1], grads[REFERENCE][1], strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_channel_order_selects_the_same_channels_as_sorting_the_top_k():
+    """``order="channel"`` skips top-k's own sort; it must still pick the top-k channels, in index order, with
+    each channel's own score."""
+    torch.manual_seed(0)
+    block = MoDBlock(64, 8, torch.nn.Identity(), order="channel").eval()
+    x = torch.randn(3, 64, 5, 5)
+    with torch.inference_mode():
+        scores, idx = block.select(x)
+        logits = block.selector(x)
+    top_logits, top_idx = torch.topk(logits, 8, dim=1)
+    order = torch.argsort(top_idx, dim=1)
+    assert torch.equal(idx, torch.gather(top_idx, 1, order))
+    assert torch.equal(scores, torch.sigmoid(torch.gather(top_logits, 1, order)))

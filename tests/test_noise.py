@@ -16,9 +16,13 @@ from convbench.timing.noise import (
     INVOL_SWITCHES_LIMIT,
     OTHER_CORES_LIMIT,
     STEAL_CORES_LIMIT,
+    NoiseReason,
     WindowCounters,
+    noise_findings,
     noise_reasons,
+    parse_reason,
     read_counters,
+    summarize_reasons,
     timed_window,
     window_signals,
 )
@@ -223,3 +227,62 @@ def test_busy_neighbours_are_flagged_during_a_real_measurement():
                 process.wait()
     reasons = noise_reasons(samples, window.signals, threads=1, cores=cores)
     assert any(r.startswith("other processes used") for r in reasons), (reasons, window.signals)
+
+
+# --- one line per signal over trials --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "text"),
+    [
+        (NoiseReason("cv", 0.28), "CV 28% > 10%"),
+        (NoiseReason("drift", -0.07), "median drifted -7% between the halves of the run"),
+        (NoiseReason("other_cores", 1.3), "other processes used 1.30 cores during the timed runs"),
+        (NoiseReason("steal_cores", 0.3), "the hypervisor stole 0.30 cores during the timed runs"),
+        (NoiseReason("own_cores", 0.5), "this process got only 0.50 cores of CPU time (descheduled)"),
+        (NoiseReason("invol_switches", 30.0), "30 involuntary context switches per second"),
+    ],
+)
+def test_every_signal_reads_back_from_its_sentence(reason, text):
+    # Bug guarded: a sentence changed in one place and not the other, so reasons sent back by worker processes
+    # (as text) would no longer be recognised and aggregated.
+    assert reason.text() == text
+    assert parse_reason(text) == reason
+    assert parse_reason("trial 1: " + text) is None
+
+
+def test_findings_and_sentences_say_the_same():
+    signals = window_signals(START, after(busy=400.0, own=1.0))
+    findings = noise_findings(STEADY, signals, threads=1, cores=2)
+    assert [f.signal for f in findings] == ["other_cores", "own_cores"]
+    assert noise_reasons(STEADY, signals, threads=1, cores=2) == [f.text() for f in findings]
+
+
+def test_reasons_are_one_line_per_signal_with_the_range_over_trials():
+    # Bug guarded: the old "trial 1: ...; trial 2: ..." list, one entry per trial and signal (2,000+ characters
+    # for 10 trials), or a range that drops the extreme trials.
+    per_trial = [[NoiseReason("cv", 0.28 + 0.002 * t), NoiseReason("other_cores", 1.28 + 0.01 * t)] for t in range(10)]
+    lines = summarize_reasons(per_trial, 10)
+    assert lines == [
+        "10/10 trials: CV 28–30% > 10%",
+        "10/10 trials: other processes used 1.28–1.37 cores during the timed runs",
+    ]
+    # The same reasons as the sentences trials send back from their worker processes give the same lines.
+    assert summarize_reasons([[r.text() for r in reasons] for reasons in per_trial]) == lines
+
+
+def test_trials_without_a_reason_count_in_the_denominator_and_signs_stay_readable():
+    # Bug guarded: counting only trials that had reasons ("2/2" of 10), or a negative drift read as a range.
+    per_trial = [[], ["median drifted -7% between the halves of the run"], [], [NoiseReason("drift", 0.06)], []]
+    assert summarize_reasons(per_trial, 5) == ["2/5 trials: median drifted -7% to +6% between the halves of the run"]
+    assert summarize_reasons([[NoiseReason("steal_cores", 0.301)], [NoiseReason("steal_cores", 0.299)]]) == [
+        "2/2 trials: the hypervisor stole 0.30 cores during the timed runs"
+    ]
+    assert summarize_reasons([[], []], 2) == []
+
+
+def test_unknown_reasons_are_kept_and_counted_once_per_trial():
+    # Bug guarded: a reason from elsewhere (a GPU runtime's own note) silently dropped, or counted twice for a
+    # trial that reported it twice.
+    per_trial = [["GPU clock throttled", "GPU clock throttled"], [], ["GPU clock throttled", "CV 12% > 10%"]]
+    assert summarize_reasons(per_trial, 3) == ["1/3 trials: CV 12% > 10%", "2/3 trials: GPU clock throttled"]

@@ -12,7 +12,7 @@ import pytest
 
 from convbench.errors import UserInputError
 from convbench.options import from_mapping
-from convbench.runtimes import get_runtime
+from convbench.runtimes import runtime_class
 from convbench.runtimes.base import PreparedModel, RunSettings
 
 pytestmark = pytest.mark.openvino
@@ -28,7 +28,7 @@ def _prepare(settings: RunSettings, **options: object) -> PreparedModel:
     from convbench.models.spec import resolve_model
     from convbench.runtimes.openvino import OpenVINOOptions
 
-    runtime = get_runtime("openvino", "cpu")
+    runtime = runtime_class("openvino", "cpu")()
     return runtime.prepare(resolve_model("resnet18-cifar10"), settings, OpenVINOOptions(**options))
 
 
@@ -83,7 +83,7 @@ def test_openvino_refuses_bf16_on_a_cpu_without_it(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(openvino, "cpu_capabilities", lambda: ("FP32", "INT8"))
     with pytest.raises(UserInputError, match=r"runtime openvino: --precision bf16 needs a CPU with native BF16"):
-        get_runtime("openvino", "cpu").check(_settings(precision="bf16"), openvino.OpenVINOOptions())
+        runtime_class("openvino", "cpu")().check(_settings(precision="bf16"), openvino.OpenVINOOptions())
 
 
 def test_openvino_refuses_more_streams_than_threads() -> None:

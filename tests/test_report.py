@@ -197,6 +197,9 @@ def test_noise_reasons_map_to_their_figures():
     )
     assert _noise_targets(reason) == ["cv", "median", "model"]
     assert _noise_targets("") == []
+    # One line per signal over trials (convbench.timing.noise.summarize_reasons): a CV line must still mark the CV.
+    summary = "10/10 trials: CV 28–30% > 10%; 1/10 trials: median drifted -7% between the halves of the run"
+    assert _noise_targets(summary) == ["cv", "median"]
 
 
 @pytest.mark.parametrize("width", [80, 120])

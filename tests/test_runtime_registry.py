@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from convbench.errors import UserInputError
-from convbench.runtimes import all_runtime_classes, base, discover, get_runtime, runtime_class, runtime_help
+from convbench.runtimes import all_runtime_classes, base, discover, runtime_class, runtime_help
 from convbench.runtimes.base import PreparedModel, RunSettings, Runtime, register_runtime
 
 
@@ -53,7 +53,7 @@ def echo_runtime() -> Iterator[type[Runtime]]:
 
 def test_unknown_runtime_is_one_line_listing_the_registered() -> None:
     with pytest.raises(UserInputError) as info:
-        get_runtime("tensorrt", "cpu")
+        runtime_class("tensorrt", "cpu")()
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith("unknown runtime 'tensorrt'; registered: ")
@@ -62,7 +62,7 @@ def test_unknown_runtime_is_one_line_listing_the_registered() -> None:
 
 
 def test_registered_runtime_is_found_and_listed(echo_runtime: type[Runtime]) -> None:
-    runtime = get_runtime("test-echo", "cpu")
+    runtime = runtime_class("test-echo", "cpu")()
     assert isinstance(runtime, echo_runtime)
     prepared = runtime.prepare(None, RunSettings(device="cpu", threads=1, input_shape=(4, 3, 8, 8)), None)
     assert prepared.timed_run() == pytest.approx(0.004)
@@ -73,7 +73,7 @@ def test_registered_runtime_is_found_and_listed(echo_runtime: type[Runtime]) -> 
 def test_test_runtime_is_gone_afterwards() -> None:
     assert "test-echo" not in runtime_help()
     with pytest.raises(UserInputError, match="unknown runtime 'test-echo'"):
-        get_runtime("test-echo", "cpu")
+        runtime_class("test-echo", "cpu")()
 
 
 def test_missing_openvino_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ Nothing here fakes CUDA execution. A few capability and bookkeeping queries (is_
 counters, empty_cache) are replaced to see what the runtime does with their answers.
 """
 
+import os
 import subprocess
 import sys
 import types
@@ -257,8 +258,9 @@ def bare_model(options=None, precision="fp32", **attributes):
         before={},
         after={},
         peak={},
+        model_bytes=None,
+        _allocated_at_start=0,
         cudagraph_skips=None,
-        _window_open=False,
         _compiled=False,
         _closed=False,
         flags={"matmul_fp32_precision": "ieee", "conv_fp32_precision": "ieee", "tf32": False, "cudnn_benchmark": True},
@@ -310,13 +312,6 @@ def test_timed_run_after_close_is_an_error_not_a_stale_replay(cuda_calls):
         model.timed_run()
 
 
-def test_close_ends_an_open_measurement_window(monkeypatch, cuda_calls):
-    monkeypatch.setattr(tc, "_open_windows", {0: 1})
-    model = bare_model(_window_open=True)
-    model.close()
-    assert tc._open_windows[0] == 0
-
-
 def test_compile_caches_are_reset_when_the_last_compiled_model_closes(monkeypatch, cuda_calls):
     resets = []
     monkeypatch.setattr(torch.compiler, "reset", lambda: resets.append("reset"))
@@ -342,30 +337,71 @@ def test_a_failed_setup_is_closed_before_the_error_propagates(monkeypatch, resto
     assert len(closed) == 1
 
 
+class FakeAllocator:
+    """torch.cuda's allocator counters for one device, driven by the test: what is allocated now, and the peak
+    since the last reset."""
+
+    def __init__(self, monkeypatch, allocated_mb=0.0):
+        self.allocated = allocated_mb * 2**20
+        self.peak = self.allocated
+        self.resets = 0
+        monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", self.reset)
+        monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: self.allocated)
+        monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: self.peak)
+        monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 2048 * 2**20)
+
+    def reset(self, device=None):
+        self.resets += 1
+        self.peak = self.allocated
+
+    def run(self, activations_mb):
+        """One inference: activations allocated on top of what is resident, then freed."""
+        self.peak = max(self.peak, self.allocated + activations_mb * 2**20)
+
+
 @pytest.fixture
 def peak_counters(monkeypatch):
-    resets = []
-    monkeypatch.setattr(tc, "_open_windows", {})
-    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: resets.append(device))
-    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 300 * 2**20)
-    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 512 * 2**20)
-    # one reading before, one after, then nothing readable (a tool that went away)
+    allocator = FakeAllocator(monkeypatch, allocated_mb=300)
+    # one reading after warm-up, one at the end, then nothing readable (a tool that went away)
     states = iter([{"sm_clock_mhz": 1980.0, "temperature_c": 35.0}, {"sm_clock_mhz": 1980.0}])
     monkeypatch.setattr(gpu, "gpu_state", lambda device_index=0: next(states, {}))
-    return resets
+    return allocator
 
 
-def test_interleaved_windows_do_not_reset_each_others_peak(peak_counters):
-    a, b = bare_model(), bare_model()
+def test_each_interleaved_model_gets_its_own_cuda_memory_not_the_device_peak(peak_counters):
+    """Fails if the memory columns are the device-wide peak of the trial (the same for every model, other models'
+    weights included), as they were when the peak was reset once per trial and read at the end."""
+    # Both models resident (a: 100 MiB, b: 200 MiB of the 300 allocated); a's inference needs 50 MiB more,
+    # b's 400 MiB more, and measure() warms a up, then b, then interleaves both.
+    a, b = bare_model(model_bytes=100 * 2**20), bare_model(model_bytes=200 * 2**20)
     a.measurement_started()
+    peak_counters.run(50)
+    a.warmup_finished()
     b.measurement_started()
-    assert peak_counters == [0]  # b's start must not wipe the peak a's warm-up reached
+    peak_counters.run(400)
+    b.warmup_finished()
+    for _ in range(3):  # the interleaved measured runs
+        peak_counters.run(50)
+        peak_counters.run(400)
     a.measurement_finished()
     b.measurement_finished()
-    assert a.peak == {"cuda_peak_allocated_mb": 300.0, "cuda_peak_reserved_mb": 512.0}
-    assert tc._open_windows[0] == 0
-    bare_model().measurement_started()
-    assert peak_counters == [0, 0]  # a later measurement starts from a fresh peak
+    assert a.peak["cuda_model_mb"] == 100 and a.peak["cuda_inference_mb"] == 50
+    assert a.peak["cuda_peak_allocated_mb"] == 150  # not b's 400 MiB of activations, nor b's weights
+    assert b.peak["cuda_model_mb"] == 200 and b.peak["cuda_inference_mb"] == 400
+    assert b.peak["cuda_peak_allocated_mb"] == 600
+    assert peak_counters.resets == 2  # each model's own warm-up starts from a fresh peak
+
+
+def test_clocks_are_read_after_warm_up_and_at_the_end(monkeypatch, peak_counters):
+    """Fails if the "before" clocks are sampled before warm-up, when the GPU still idles at low clocks."""
+    readings = []
+    monkeypatch.setattr(gpu, "gpu_state", lambda device_index=0: readings.append("read") or {"n": len(readings)})
+    model = bare_model()
+    model.measurement_started()
+    assert readings == []  # nothing read before warm-up
+    model.warmup_finished()
+    model.measurement_finished()
+    assert model.before == {"n": 1} and model.after == {"n": 2}
 
 
 def test_settings_record_what_ran_memory_and_gpu_state(monkeypatch, peak_counters):
@@ -374,6 +410,8 @@ def test_settings_record_what_ran_memory_and_gpu_state(monkeypatch, peak_counter
         TorchCudaOptions(compile=True, cuda_graphs=True), precision="amp-bf16", cold_run=1.5, cudagraph_skips=0
     )
     model.measurement_started()
+    peak_counters.run(212)
+    model.warmup_finished()
     model.measurement_finished()
     row = model.settings()
     assert row["precision"] == "amp-bf16" and row["weights_dtype"] == "float32"
@@ -382,7 +420,8 @@ def test_settings_record_what_ran_memory_and_gpu_state(monkeypatch, peak_counter
     assert row["cuda_graphs"] is True and row["cudagraph_skips"] == 0
     assert row["tf32"] is False and row["conv_fp32_precision"] == "ieee" and row["cudnn_benchmark"] is True
     assert row["cold_run_ms"] == 1500.0
-    assert row["cuda_peak_allocated_mb"] == 300.0 and row["cuda_peak_reserved_mb"] == 512.0
+    assert row["cuda_inference_mb"] == 212.0 and row["cuda_peak_reserved_mb"] == 2048.0
+    assert row["cuda_model_mb"] == 0.0  # no setup ran on this bare model
     assert row["gpu"] == "NVIDIA H200" and row["driver"] == "570.1"
     assert row["sm_clock_mhz_before"] == 1980.0 and row["temperature_c_before"] == 35.0
     assert row["sm_clock_mhz_after"] == 1980.0
@@ -503,6 +542,12 @@ def fake_pynvml(init_error=None):
     nvml.nvmlDeviceGetTemperature = lambda handle, sensor: 44
     nvml.nvmlDeviceGetPowerUsage = power
     nvml.nvmlSystemGetDriverVersion = lambda: "570.124.06"
+    # Older bindings only: the throttle-reasons name, not the newer "clock event reasons" one.
+    nvml.nvmlDeviceGetCurrentClocksThrottleReasons = lambda handle: 0x4 | 0x40
+    nvml.nvmlDeviceGetComputeRunningProcesses = lambda handle: [
+        SimpleNamespace(pid=os.getpid(), usedGpuMemory=1 << 30),
+        SimpleNamespace(pid=4242, usedGpuMemory=8 << 30),
+    ]
     return nvml, calls
 
 
@@ -510,7 +555,14 @@ def test_nvml_is_used_where_installed(monkeypatch, known_gpu):
     nvml, calls = fake_pynvml()
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     monkeypatch.setattr(gpu.subprocess, "run", lambda *a, **k: pytest.fail("nvidia-smi run although NVML works"))
-    assert gpu.gpu_state(0) == {"sm_clock_mhz": 1980.0, "mem_clock_mhz": 3201.0, "temperature_c": 44.0, "power_w": None}
+    assert gpu.gpu_state(0) == {
+        "sm_clock_mhz": 1980.0,
+        "mem_clock_mhz": 3201.0,
+        "temperature_c": 44.0,
+        "power_w": None,
+        "throttle_reasons": "sw_power_cap+hw_thermal_slowdown",
+        "other_processes": 1,  # the other PID, not this process
+    }
     assert ("uuid", b"GPU-5f2c1e1a-0000-1111-2222-333344445555") in calls
     assert calls.count("init") == calls.count("shutdown") == 1
     assert gpu.gpu_environment(0)["driver"] == "570.124.06"
@@ -541,3 +593,52 @@ def test_device_ids_are_the_forms_nvml_and_nvidia_smi_take(monkeypatch):
     )
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
     assert gpu.device_ids(0) == ("GPU-5f2c1e1a-0000-1111-2222-333344445555", "00000000:3B:00.0")
+
+
+def test_newer_nvml_clock_event_reasons_are_preferred(monkeypatch, known_gpu):
+    """Fails if only the deprecated throttle-reasons call is asked, which newer bindings may drop."""
+    nvml, _ = fake_pynvml()
+    nvml.nvmlDeviceGetCurrentClocksEventReasons = lambda handle: 0
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    assert gpu.gpu_state(0)["throttle_reasons"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("mask", "names"),
+    [
+        (0, "none"),
+        (0x1, "gpu_idle"),
+        (0x8 | 0x80, "hw_slowdown+hw_power_brake_slowdown"),
+        (0x20 | 0x10000, "sw_thermal_slowdown+0x10000"),  # a bit this table does not know stays visible
+    ],
+)
+def test_throttle_reasons_are_decoded_to_names(mask, names):
+    assert gpu.throttle_reason_names(mask) == names
+
+
+@pytest.mark.parametrize(
+    ("pids", "others"),
+    [
+        ([], 0),
+        ([1000], 0),  # only this process
+        ([1000, 7, 8], 2),
+        ([7, 8], 1),  # in a container NVML lists host PIDs: one of them is this process
+    ],
+)
+def test_other_processes_leave_this_one_out(pids, others):
+    assert gpu.other_process_count(pids, own_pid=1000) == others
+
+
+def test_settings_record_throttle_reasons_and_other_processes_around_the_measured_runs(monkeypatch, peak_counters):
+    states = iter(
+        [{"throttle_reasons": "none", "other_processes": 0}, {"throttle_reasons": "sw_power_cap", "other_processes": 1}]
+    )
+    monkeypatch.setattr(gpu, "gpu_state", lambda device_index=0: next(states))
+    monkeypatch.setattr(gpu, "gpu_environment", lambda device_index=0: {})
+    model = bare_model()
+    model.measurement_started()
+    model.warmup_finished()
+    model.measurement_finished()
+    row = model.settings()
+    assert (row["throttle_reasons_before"], row["throttle_reasons_after"]) == ("none", "sw_power_cap")
+    assert (row["other_processes_before"], row["other_processes_after"]) == (0, 1)

@@ -25,8 +25,8 @@ from convbench.counting.macs import CountResult, count
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.models.spec import ModelSpec, ResolvedModel, as_spec, resolve_model
 from convbench.options import validate
+from convbench.progress import Progress
 from convbench.runtimes import check_device
-from convbench.timing.measure import Progress
 
 
 def benchmark(

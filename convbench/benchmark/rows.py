@@ -16,6 +16,7 @@ from convbench.benchmark.trials import ModelTrial
 from convbench.counting.macs import CountResult
 from convbench.models.spec import ResolvedModel
 from convbench.results.files import environment, new_run_id
+from convbench.timing.energy import energy_columns
 
 
 def build_rows(
@@ -65,11 +66,14 @@ def build_rows(
         own = [t[i] for t in trials]
         errors = [t.error for t in own if t.error]
         if errors:
-            rows.append({**row, "error": errors[0]})
+            no_energy = energy_columns([], "energy: not available (the model did not run)", settings.batch_size)
+            rows.append({**row, **no_energy, "error": errors[0]})
             continue
         per_trial = [t.samples for t in own]
         row.update(latency_columns(per_trial, settings.batch_size))
         row.update(trial_context(own))
+        note = next((t.energy_note for t in own if t.energy_note), "")
+        row.update(energy_columns([t.energy for t in own], note, settings.batch_size))
         row.update(efficiency_columns(counted, row["median_ms"], settings.batch_size, peak))
         if len(models) > 1 and base_trials and len(base_trials) == len(per_trial):
             s = hierarchical_speedup(base_trials, per_trial)

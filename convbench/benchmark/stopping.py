@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from convbench.benchmark.plan import Plan
 from convbench.benchmark.trials import ModelTrial, run_trial, trial_in_process
 from convbench.models.spec import ResolvedModel
+from convbench.progress import Progress
 from convbench.results.files import load_average
-from convbench.timing.measure import Progress
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from typing import Any
 from convbench.benchmark.plan import Plan, available_cores
 from convbench.errors import ConvbenchError
 from convbench.models.spec import ModelSpec, ResolvedModel, resolve_model
-from convbench.timing.measure import Progress, measure
+from convbench.progress import Progress
+from convbench.timing.measure import measure
 
 
 @dataclass
@@ -36,6 +37,9 @@ class ModelTrial:
     settings: dict[str, Any] = field(default_factory=dict)
     window: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    #: the energy window's figures (``convbench.timing.energy.EnergyWindow.as_dict``), or why there are none.
+    energy: dict[str, Any] = field(default_factory=dict)
+    energy_note: str = ""
     error: str = ""
 
 
@@ -85,6 +89,8 @@ def run_trial(
                     settings=handle.settings(),
                     window=signals.as_row() if signals else {},
                     reasons=noise_reasons(m.samples, signals, handle.host_threads(plan.backend.threads), cores),
+                    energy=m.energy.as_dict() if m.energy else {},
+                    energy_note=m.energy_note,
                 )
     finally:
         for handle in prepared.values():

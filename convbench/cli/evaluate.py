@@ -79,12 +79,26 @@ def evaluate_command(
     resize: Annotated[
         int | None, typer.Option(help="Shorter side before the crop (default: resolution/crop-pct).")
     ] = None,
-    crop_pct: Annotated[float, typer.Option("--crop-pct", help="Centre-crop fraction (timm's crop_pct).")] = 0.875,
-    mean: Annotated[str, typer.Option(help="Normalisation mean per channel, comma-separated.")] = "0.485,0.456,0.406",
-    std: Annotated[str, typer.Option(help="Normalisation std per channel, comma-separated.")] = "0.229,0.224,0.225",
+    crop_pct: Annotated[
+        float | None,
+        typer.Option("--crop-pct", help="Centre-crop fraction (timm's crop_pct; default: the model's, else 0.875)."),
+    ] = None,
+    mean: Annotated[
+        str | None,
+        typer.Option(help="Normalisation mean per channel, comma-separated (default: the model's, else ImageNet's)."),
+    ] = None,
+    std: Annotated[
+        str | None,
+        typer.Option(help="Normalisation std per channel, comma-separated (default: the model's, else ImageNet's)."),
+    ] = None,
     interpolation: Annotated[
-        str, typer.Option(help="Resize interpolation: bilinear, bicubic, nearest, ...")
-    ] = "bilinear",
+        str | None,
+        typer.Option(help="Resize interpolation: bilinear, bicubic, ... (default: the model's, else bilinear)."),
+    ] = None,
+    pretrained: Annotated[
+        bool,
+        typer.Option("--pretrained", help="timm/NAME: timm's pretrained weights, from the local cache only."),
+    ] = False,
     class_map: Annotated[
         Path | None,
         typer.Option("--class-map", help="Folder class -> model output: JSON {name: index}, or lines 'name index'."),
@@ -104,14 +118,21 @@ def evaluate_command(
     --class-map: a JSON object {"folder": output index}, or a text file of 'folder index' lines (or of bare
     indices, one per folder in sorted order); only the mapped outputs then compete (ImageNet-A/R protocol).
     ONNX files run on ONNX Runtime (CPU). The row records the data path, the settings, the model's digest and
-    the weights' digest.
+    the weights' digest. timm/NAME models take their crop, interpolation and normalisation from timm's
+    pretrained config unless given here; --pretrained loads timm's weights where they are already cached.
     """
     from convbench.evaluate import evaluate
     from convbench.models.spec import ModelSpec, parse_model_args, resolve_model
     from convbench.results.console import console, progress_display
 
-    mean_values, std_values = parse_floats(mean, "--mean"), parse_floats(std, "--std")
-    spec = ModelSpec(model, parse_model_args(model_arg), str(weights) if weights is not None else None)
+    mean_values = parse_floats(mean, "--mean") if mean is not None else None
+    std_values = parse_floats(std, "--std") if std is not None else None
+    args = parse_model_args(model_arg)
+    if pretrained:
+        if not model.startswith("timm/"):
+            raise UserInputError(f"--pretrained applies to timm/NAME models; {model} is not one")
+        args = (*tuple((k, v) for k, v in args if k != "pretrained"), ("pretrained", True))
+    spec = ModelSpec(model, args, str(weights) if weights is not None else None)
     resolved = resolve_model(spec, resolution=resolution, in_chans=in_chans, num_classes=num_classes)
     if not no_save:
         from convbench.results.files import check_writable
@@ -135,9 +156,9 @@ def evaluate_command(
             resolution=resolution,
         )
     console.print(result_table(result))
-    if weights is None and resolved.kind == "registry":
-        # convbench ships no trained weights: a registered model is built from a seed, so its accuracy is chance.
-        # (A builder from a file or module may load trained weights itself.)
+    if not resolved.has_weights and resolved.kind in ("registry", "timm"):
+        # convbench ships no trained weights: a registered (or timm, without --pretrained) model is built from a
+        # seed, so its accuracy is chance. (A builder from a file or module may load trained weights itself.)
         console.print("note: no --weights given; the model has random weights, so this accuracy is chance level")
     if result.skipped:
         console.print(f"skipped {result.skipped} unreadable image(s), e.g. {result.skipped_files[0]}")

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from convbench.errors import UserInputError
+
 
 def peak_command(
     runtime: Annotated[
@@ -22,13 +24,21 @@ def peak_command(
     ] = None,
     threads: Annotated[int | None, typer.Option(help="Threads (default: every core this process may use).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    size: Annotated[int, typer.Option(help="n of the n×n by n×n fp32 GEMM (n³ MACs).")] = 2048,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="Compute precision of the GEMM: fp32 (IEEE), tf32, fp16 or bf16. On cuda tf32, fp16 and bf16 run "
+            "on the tensor cores; on the CPU each runtime offers what this CPU multiplies in natively."
+        ),
+    ] = "fp32",
+    size: Annotated[int, typer.Option(help="n of the n×n by n×n GEMM (n³ MACs).")] = 2048,
     repeats: Annotated[int, typer.Option(help="Timed GEMMs; the fastest counts.")] = 7,
     force: Annotated[bool, typer.Option("--force", help="Measure again instead of reusing the cached peak.")] = False,
 ) -> None:
-    """This machine's attainable GMAC/s for one runtime and thread count: the best of several large fp32 GEMMs.
+    """This machine's attainable GMAC/s for one runtime, precision and thread count: the best of several large GEMMs.
 
-    The ceiling a model's achieved MAC rate is compared with; cached per CPU, runtime version, threads and size.
+    The ceiling a model's achieved MAC rate is compared with; cached per CPU or GPU, runtime version, threads, size
+    and precision.
     """
     from rich.table import Table
 
@@ -36,9 +46,12 @@ def peak_command(
     from convbench.timing.peak import measure_peak
 
     with err_console.status(f"timing {size}×{size} GEMMs in {runtime or 'the default runtime'}..."):
-        result = measure_peak(runtime, threads, device=device, size=size, repeats=repeats, force=force)
-    table = Table(title="Attainable MAC rate (best fp32 GEMM)")
-    for column in ("runtime", "version", "device", "threads", "size", "best GEMM (ms)", "GMAC/s", "source"):
+        result = measure_peak(
+            runtime, threads, device=device, size=size, repeats=repeats, force=force, precision=precision
+        )
+    table = Table(title=f"Attainable MAC rate (best {result.precision} GEMM)")
+    columns = ("runtime", "version", "device", "precision", "threads", "size", "best GEMM (ms)", "GMAC/s", "source")
+    for column in columns:
         table.add_column(
             column, justify="right" if column in ("threads", "size", "best GEMM (ms)", "GMAC/s") else "left"
         )
@@ -46,6 +59,7 @@ def peak_command(
         result.runtime,
         result.runtime_version,
         result.gpu or f"{result.device}: {result.cpu}",
+        result.precision,
         str(result.threads),
         str(result.size),
         f"{result.seconds * 1e3:.2f}",
@@ -74,6 +88,9 @@ def analyze_command(
     from convbench.results.console import console, err_console
     from convbench.results.files import check_writable, read_rows
 
+    for path in files:  # a missing file is bad input (exit 2), like every other command's
+        if not path.is_file():
+            raise UserInputError(f"no result file {path}" if not path.exists() else f"{path} is not a file")
     if output is not None:
         check_writable(output)  # before the analysis, so a bad path fails first
     results = analyze(files)

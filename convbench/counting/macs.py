@@ -1,10 +1,10 @@
 """MACs and parameters with fvcore, with the counting convention stated and nothing swallowed.
 
-One fused multiply-add counts as one MAC. Counts are taken at batch size 1 on a random input of the model's
-input size, in eval mode, by tracing the model with fvcore (an operator-level counter, so functional
-convolutions and matrix products inside custom layers are seen; module-hook counters such as thop,
-torchinfo and ptflops' default backend miss the batch-folded convolutions and kernel assembly of dynamic
-convolutions, which is why their numbers for KernelWarehouse, ODConv or DY-Conv disagree by up to 17×).
+One fused multiply-add counts as one MAC. Counts are taken at batch size 1 on the seeded input of the model's
+input size (``convbench.models.inputs``), in eval mode, by tracing the model with fvcore (an operator-level
+counter, so functional convolutions and matrix products inside custom layers are seen; module-hook counters
+such as thop, torchinfo and ptflops' default backend miss the batch-folded convolutions and kernel assembly of
+dynamic convolutions, which is why their numbers for KernelWarehouse, ODConv or DY-Conv disagree by up to 17×).
 
 Conventions (``--convention``):
 
@@ -32,13 +32,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from convbench.counting.result import CountResult
 from convbench.errors import UserInputError
 from convbench.models.spec import ModelSpec, ResolvedModel, resolve_model
 
@@ -139,35 +141,6 @@ CONVENTIONS: dict[str, Convention] = {
 DEFAULT_CONVENTION = "convbench"
 
 
-@dataclass
-class CountResult:
-    """MACs and parameters of one model at one input shape (batch 1 unless stated)."""
-
-    macs: int
-    params: int
-    input_shape: tuple[int, ...]
-    by_operator: dict[str, int] = field(default_factory=dict)
-    uncounted: dict[str, int] = field(default_factory=dict)
-    by_module: dict[str, int] = field(default_factory=dict)
-    params_by_module: dict[str, int] = field(default_factory=dict)
-    convention: str = DEFAULT_CONVENTION
-    counted_by: str = "fvcore"  # fvcore on the PyTorch model, or onnx for a model given as an ONNX file
-    cached: bool = False
-
-    @property
-    def conv_macs(self) -> int:
-        """MACs of the convolutions alone (as they cost once their kernels exist)."""
-        return self.by_operator.get("conv", 0)
-
-    @property
-    def gmacs(self) -> float:
-        return self.macs / 1e9
-
-    @property
-    def mparams(self) -> float:
-        return self.params / 1e6
-
-
 def get_convention(name: str, paper_convention: str = "") -> Convention:
     """The convention ``name``; ``paper`` resolves to the model's declared ``paper_convention``."""
     if name == "paper":
@@ -182,8 +155,8 @@ def get_convention(name: str, paper_convention: str = "") -> Convention:
 def count_module(
     model: nn.Module, input_shape: tuple[int, ...], convention: str = DEFAULT_CONVENTION, paper_convention: str = ""
 ) -> CountResult:
-    """Count MACs (fvcore ``FlopCountAnalysis``) and parameters of ``model`` on a random input."""
-    import torch
+    """Count MACs (fvcore ``FlopCountAnalysis``) and parameters of ``model`` on the seeded input."""
+    from convbench.models.inputs import seeded_tensor
 
     # fvcore imports torch.jit.script, which newer torch marks deprecated; the warning says nothing to users.
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
@@ -191,7 +164,7 @@ def count_module(
 
     rule = get_convention(convention, paper_convention)
     model = model.eval()
-    example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
+    example = seeded_tensor(input_shape)
     analysis = FlopCountAnalysis(model, example)
     for op, handle in rule.handles.items():
         analysis.set_op_handle(op, handle)
@@ -235,7 +208,8 @@ def count(
     """Count a model (registered name, spec, resolved model, or an ``nn.Module`` with ``input_size``).
 
     ``resolution`` overrides the default square input size. Counts of named models are cached beside the
-    ONNX exports, keyed the same way (sources, arguments, shape) plus the convention and fvcore's version.
+    ONNX exports, keyed the same way (sources, arguments, shape) plus the convention, fvcore's version and the
+    source of the counting code (``count_code_digest``); a damaged entry is counted again, with a note.
     A model given as an ONNX file is counted from its graph (``convbench.counting.onnx_graph``).
     """
     if not isinstance(model, str | ModelSpec | ResolvedModel):
@@ -270,47 +244,75 @@ def count(
 
 def _count_onnx(model: ResolvedModel, shape: tuple[int, ...], convention: str) -> CountResult:
     from convbench.counting.onnx_graph import count_onnx
+    from convbench.models.sources import onnx_fixed_batch
 
     assert model.onnx_path is not None
-    counted = count_onnx(model.onnx_path, shape)
-    return CountResult(
-        macs=int(counted.macs),
-        params=int(counted.params),
+    fixed = onnx_fixed_batch(model.onnx_path)
+    # A graph fixed to batch B can only be counted at B; at the asked batch b its counts are b/B of that (every
+    # counted operator of a CNN works on each image alone), which the convention says.
+    counted_at = fixed if fixed is not None else shape[0]
+    counted = count_onnx(model.onnx_path, (counted_at, *shape[1:]))
+    scale = shape[0] / counted_at
+    at_batch = f", counted at the file's batch {fixed} and scaled to {shape[0]}" if counted_at != shape[0] else ""
+    return replace(
+        counted,
+        macs=round(counted.macs * scale),
         input_shape=tuple(shape),
-        by_operator={"conv": int(counted.conv_macs), **{k: int(v) for k, v in counted.by_op.items() if k != "conv"}},
-        uncounted=dict(counted.uncounted),
-        convention=f"onnx graph ({convention} not applicable)",
-        counted_by="onnx",
+        by_operator={k: round(v * scale) for k, v in counted.by_operator.items()},
+        convention=f"onnx graph ({convention} not applicable{at_batch})",
     )
+
+
+def count_code_digest() -> str:
+    """Hash of the code a count comes from: the counting package and ``export.py`` (which makes the cache key)."""
+    from convbench.cache import source_digest
+
+    return source_digest("counting", "export.py")
 
 
 def _cache_path(model: ResolvedModel, shape: tuple[int, ...], convention: str) -> Path:
     from convbench.export import cache_dir, library_versions, model_cache_key
 
     key = model_cache_key(
-        model, shape, convention=convention, counting=model.counting_args, versions=library_versions()
+        model,
+        shape,
+        convention=convention,
+        counting=model.counting_args,
+        versions=library_versions(),
+        code=count_code_digest(),
     )
     return cache_dir() / "counts" / f"{key}.json"
 
 
 def _read_cached(path: Path) -> CountResult | None:
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        print(f"note: cannot read cached count {path} ({exc.strerror}); counting again", file=sys.stderr)
+        return None
+    try:
+        data = json.loads(text)
         data["input_shape"] = tuple(data["input_shape"])
         return CountResult(**{**data, "cached": True})
-    except (OSError, ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        print(f"note: cached count {path} is damaged ({reason}); counting again", file=sys.stderr)
         return None
 
 
 def _write_cached(path: Path, result: CountResult) -> None:
+    tmp = None
     try:  # a cache that cannot be written only costs time
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".count-", dir=path.parent)
         with os.fdopen(fd, "w") as handle:
             json.dump({k: v for k, v in asdict(result).items() if k != "cached"}, handle)
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # whole or not at all: readers never see half a count
     except OSError:
-        pass
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def module_breakdown(result: CountResult, max_depth: int = 2) -> list[tuple[str, int, int]]:

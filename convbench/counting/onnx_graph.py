@@ -38,10 +38,10 @@ import math
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from convbench.counting.result import CountResult
 from convbench.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 InputShape = tuple[int | None, ...]
 
-CONVOLUTIONS = ("Conv", "ConvTranspose")
 # What fvcore ignores, plus the ONNX-only operators that move or describe data without arithmetic.
 FREE_OPS = frozenset(
     {
@@ -104,27 +103,6 @@ FREE_OPS = frozenset(
 )
 NORMS = ("LayerNormalization", "GroupNormalization", "InstanceNormalization")
 INTEGER_TYPES = frozenset({2, 3, 4, 5, 6, 7, 12, 13})  # uint8 int8 uint16 int16 int32 int64 uint32 uint64
-
-
-@dataclass
-class OnnxCount:
-    """MACs and parameters of an ONNX graph at one input shape."""
-
-    macs: int
-    params: int
-    conv_macs: int
-    by_op: dict[str, int] = field(default_factory=dict)
-    uncounted: dict[str, int] = field(default_factory=dict)
-    input_shape: Shape = ()
-    convention: str = "fvcore"
-
-    @property
-    def gmacs(self) -> float:
-        return self.macs / 1e9
-
-    @property
-    def mparams(self) -> float:
-        return self.params / 1e6
 
 
 def load_onnx(path: Path | str, *, with_weights: bool = True) -> onnx.ModelProto:
@@ -188,14 +166,14 @@ def _show(shape: Sequence[int | None]) -> str:
     return "×".join("?" if d is None else str(d) for d in shape)
 
 
-def count_onnx(path: Path | str, input_shape: Sequence[int] | None = None) -> OnnxCount:
+def count_onnx(path: Path | str, input_shape: Sequence[int] | None = None) -> CountResult:
     """Count ``path`` at ``input_shape`` (default: the graph's, batch 1 where the batch is symbolic)."""
     model = load_onnx(path, with_weights=False)  # initializers keep their dims without their data
     shape = concrete_shape(graph_input_shape(model), input_shape, str(path))
     return count_model(model, shape)
 
 
-def count_model(model: onnx.ModelProto, input_shape: Shape) -> OnnxCount:
+def count_model(model: onnx.ModelProto, input_shape: Shape) -> CountResult:
     """Count a loaded model (see ``count_onnx``)."""
     from onnx import inliner, shape_inference
 
@@ -219,13 +197,14 @@ def count_model(model: onnx.ModelProto, input_shape: Shape) -> OnnxCount:
                 uncounted[node.op_type] += 1
         else:
             by_op[node.op_type] += macs
-    return OnnxCount(
+    return CountResult(
         macs=sum(by_op.values()),
         params=params,
-        conv_macs=sum(by_op.get(op, 0) for op in CONVOLUTIONS),
-        by_op=dict(by_op),
-        uncounted=dict(sorted(uncounted.items())),
         input_shape=tuple(input_shape),
+        convention="onnx graph",
+        by_operator=dict(by_op),
+        uncounted=dict(sorted(uncounted.items())),
+        counted_by="onnx",
     )
 
 

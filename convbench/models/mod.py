@@ -97,7 +97,14 @@ class ChannelSelector(nn.Module):
         self.register_buffer("tie_break", -1e-6 * torch.arange(channels) / channels, persistent=False)
 
     def forward(self, x: torch.Tensor, pool: Pooling = "adaptive") -> torch.Tensor:
-        return self.fc2(F.relu(self.fc1(global_avg_pool(x, pool)))) + self.tie_break
+        hidden = F.relu(self.fc1(global_avg_pool(x, pool)))
+        if torch.is_autocast_enabled(x.device.type):
+            # A half-precision product would round the 1e-6 ramp away if it were its bias; added after it, the
+            # sum is promoted to float32 and the ramp still breaks the ties that fp16 logits have often.
+            return self.fc2(hidden) + self.tie_break
+        # In float32 the ramp is fc2's bias: one GEMM with a bias (ONNX Gemm with C) instead of a GEMM and an add,
+        # the same value (the product is rounded, then the bias added, as by a separate add; bit-equal on the CPU).
+        return F.linear(hidden, self.fc2.weight, self.tie_break)
 
 
 class RandomSelector(nn.Module):
@@ -151,12 +158,17 @@ class MoDBlock(nn.Module):
         fuse_to: FuseTo = "first",
         selection: Selection = "learned",
         impl: str = "gather-concat",
+        owns_input: bool = False,
     ) -> None:
         super().__init__()
         if not 1 <= k <= channels:
             raise ValueError(f"k must be in [1, {channels}], got {k}")
         check_impl(impl)
         self.impl = impl
+        # Whether the block may write its result into its input tensor (the "inplace" implementations): true only
+        # where nothing else reads that tensor after the block, which the model builders know (the block's input
+        # is the fresh output of the block before it) and a block on its own cannot. Otherwise it writes a copy.
+        self.owns_input = owns_input
         self.channels = channels
         self.k = k
         self.order = order
@@ -174,11 +186,13 @@ class MoDBlock(nn.Module):
 
     def select(self, x: torch.Tensor, pool: Pooling = "adaptive") -> tuple[torch.Tensor, torch.Tensor]:
         """Scores (after the sigmoid) and indices of the k selected channels, each shaped (B, k)."""
-        logits, idx = torch.topk(self.selector(x, pool), self.k, dim=1)
-        if self.order == "channel":
-            idx, perm = torch.sort(idx, dim=1)
-            logits = torch.gather(logits, 1, perm)
-        return torch.sigmoid(logits), idx
+        if self.order == "score":
+            logits, idx = torch.topk(self.selector(x, pool), self.k, dim=1)
+            return torch.sigmoid(logits), idx
+        # Channel order sorts the indices anyway: top-k need not sort the scores first (the same k channels).
+        logits, idx = torch.topk(self.selector(x, pool), self.k, dim=1, sorted=False)
+        idx, perm = torch.sort(idx, dim=1)
+        return torch.sigmoid(torch.gather(logits, 1, perm)), idx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return MOD_IMPLS[self.impl](self, x)
@@ -213,7 +227,7 @@ def gather_channels(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     b, c, h, w = x.shape
     if b == 1:
         return x.index_select(1, idx.reshape(-1))
-    rows = (idx + torch.arange(b, device=idx.device)[:, None] * c).reshape(-1)
+    rows = (idx + torch.arange(0, b * c, c, device=idx.device)[:, None]).reshape(-1)
     return x.reshape(b * c, h, w).index_select(0, rows).reshape(b, -1, h, w)
 
 
@@ -284,6 +298,48 @@ def nchwc_embed(block: MoDBlock, x: torch.Tensor) -> torch.Tensor:
     return _gather_embed(block, x, "window")
 
 
+def _fusion_target(block: MoDBlock, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tensor the block returns and its view on the k channels the result is added onto.
+
+    The block's own input when it owns it (see ``MoDBlock.owns_input``) and no autograd graph records ``x`` (an
+    in-place write would corrupt what backward needs); a copy otherwise. Writing into the input is safe then: the
+    selector has read ``x`` and the gather copied the selected channels before anything is written.
+    """
+    out = x if block.owns_input and not (torch.is_grad_enabled() and x.requires_grad) else x.clone()
+    start = 0 if block.fuse_to == "first" else block.channels - block.k
+    return out, out[:, start : start + block.k]
+
+
+def inplace(block: MoDBlock, x: torch.Tensor) -> torch.Tensor:
+    """Gather by index, then add the scaled result into the first (or last) k channels of ``x`` in place.
+
+    ``x[:, :k] += processed * scores``: the paper's fusion with neither a Concat nor a full-size copy of ``x``;
+    the operations per block are the selector's, the gather, the shrunk block, one multiply and one in-place add
+    on k channels. The same arithmetic in the same order as ``gather_concat``, so the same values to the bit
+    (on the same device). In an exported graph the in-place add becomes a Slice, an Add and a scatter of the k
+    channels back into ``x`` (the exporter removes the mutation).
+    """
+    scores, idx = block.select(x, "mean")
+    processed = block.inner(gather_channels(x, idx))
+    out, fused = _fusion_target(block, x)
+    fused.add_(processed * scores[:, :, None, None])
+    return out
+
+
+def inplace_addcmul(block: MoDBlock, x: torch.Tensor) -> torch.Tensor:
+    """``inplace`` with the score multiply folded into the add: one ``addcmul_`` instead of a multiply and an add.
+
+    One kernel fewer per block, and no (B, k, H, W) temporary. ``addcmul_`` computes ``x + p·s`` as a fused
+    multiply-add, rounding once where ``gather_concat`` rounds the product and then the sum, so its values may
+    differ from the reference in the last bit (more accurate, not the same bits).
+    """
+    scores, idx = block.select(x, "mean")
+    processed = block.inner(gather_channels(x, idx))
+    out, fused = _fusion_target(block, x)
+    fused.addcmul_(processed, scores[:, :, None, None])
+    return out
+
+
 # Implementations of the block's forward pass: numerically equivalent on the same weights, different graphs.
 # Chosen per model with the builder argument ``impl`` (``convbench ... --model-arg impl=NAME``).
 MOD_IMPLS: dict[str, Callable[[MoDBlock, torch.Tensor], torch.Tensor]] = {
@@ -292,19 +348,37 @@ MOD_IMPLS: dict[str, Callable[[MoDBlock, torch.Tensor], torch.Tensor]] = {
     "onehot-bmm": onehot_bmm,
     "index-embed": index_embed,
     "nchwc-embed": nchwc_embed,
+    "inplace": inplace,
+    "inplace-addcmul": inplace_addcmul,
 }
-# The default is the implementation that realises the most of the MAC saving on ONNX Runtime's CPU provider, as
-# measured by benchmarks/mod_speedup.py (results/mod_speedup.csv and the README): its fusion written as a
-# one-hot 1×1 convolution keeps the blocked NCHWc layout that the gather/concat formulation breaks.
+# The builder's default is the implementation that realises the most of the MAC saving on ONNX Runtime's CPU
+# provider, as measured with benchmarks/mod_speedup.py: its fusion written as a one-hot 1×1 convolution keeps the
+# blocked NCHWc layout that the gather/concat formulation breaks. It is what a model built outside a benchmark
+# (export, count) gets; a benchmark builds each runtime's own choice below.
 DEFAULT_MOD_IMPL = "index-embed"
+# The implementation a benchmark builds on each runtime and device unless the user names one: the fastest there,
+# measured with benchmarks/mod_speedup.py over ResNet50/75/86-MoD against ResNet50 at batch 1 (CPU, one thread).
+# OpenVINO: the AveragePool selector (nchwc-embed) came out fastest over the three models, like index-embed on ONNX
+# Runtime. PyTorch on the CPU runs eager kernels with no layout to keep: the paper's own formulation
+# (gather-concat) was fastest there. On CUDA (one H200, CUDA graphs, batch 64, fp32 and amp-fp16) the in-place
+# fusion was fastest of all and the only one within reach of the paper's GPU speed-ups: a gather and one add on
+# k channels, no Concat, no one-hot convolution, no full-size copy.
+MOD_RUNTIME_IMPLS = {
+    ("onnxruntime", "cpu"): "index-embed",
+    ("openvino", "cpu"): "nchwc-embed",
+    ("torch", "cpu"): "gather-concat",
+    ("torch", "cuda"): "inplace",
+}
 # MACs are counted in the paper's formulation, whatever implementation runs: the implementations differ in the
 # graph, not in the model's arithmetic (index-embed's one-hot 1×1 convolution only copies values).
 COUNTING_IMPL = "gather-concat"
 # What CNN-MoD declares to the generic layers: count in the paper's formulation, record the implementation in
-# every row, and count MACs the way the paper's GMAC columns read (activations and max-pooling included).
+# every row, build each runtime's fastest implementation, and count MACs the way the paper's GMAC columns read
+# (activations and max-pooling included).
 MOD_REGISTRATION = {
     "counting_args": {"impl": COUNTING_IMPL},
     "recorded_args": {"impl": DEFAULT_MOD_IMPL},
+    "default_args": {where: {"impl": impl} for where, impl in MOD_RUNTIME_IMPLS.items()},
     "paper_convention": "mac+",
 }
 
@@ -320,7 +394,11 @@ def mod_k(channels: int, capacity: int) -> int:
 
 
 def _mod_every_second(stage: nn.Sequential, make_mod: Callable[[nn.Module, int], nn.Module]) -> None:
-    """Replace the 0-indexed odd blocks of ``stage`` in place."""
+    """Replace the 0-indexed odd blocks of ``stage`` in place.
+
+    Each MoD block then follows a standard block in a Sequential: its input is that block's fresh output, read by
+    nothing else, so the builders create it with ``owns_input=True`` (MobileNetV2's stages likewise).
+    """
     for i in range(1, len(stage), 2):
         stage[i] = make_mod(stage[i], i)
 
@@ -353,7 +431,9 @@ def mod_resnet(
         def make_mod(_old: nn.Module, _i: int, channels: int = channels) -> nn.Module:
             k = mod_k(channels, capacity)
             inner = _resnet_inner(block_type, k, shortcut)
-            return MoDBlock(channels, k, inner, order=order, fuse_to=fuse_to, selection=selection, impl=impl)
+            return MoDBlock(
+                channels, k, inner, order=order, fuse_to=fuse_to, selection=selection, impl=impl, owns_input=True
+            )
 
         _mod_every_second(stage, make_mod)
     return model
@@ -408,7 +488,7 @@ def mod_mobilenetv2(
             block = InvertedResidual(k, k, stride=1, expand_ratio=t)
             inner = block if shortcut == "block" else ResidualBranch(block)
             model.features[position + i] = MoDBlock(
-                c, k, inner, order=order, fuse_to=fuse_to, selection=selection, impl=impl
+                c, k, inner, order=order, fuse_to=fuse_to, selection=selection, impl=impl, owns_input=True
             )
         position += n
     return model
@@ -432,7 +512,9 @@ def mod_vgg(
         def make_mod(_old: nn.Module, _i: int, channels: int = channels) -> nn.Module:
             k = mod_k(channels, capacity)
             inner = conv_bn_relu(k, k)
-            return MoDBlock(channels, k, inner, order=order, fuse_to=fuse_to, selection=selection, impl=impl)
+            return MoDBlock(
+                channels, k, inner, order=order, fuse_to=fuse_to, selection=selection, impl=impl, owns_input=True
+            )
 
         _mod_every_second(stage, make_mod)
     return model

@@ -28,6 +28,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from convbench.cache import cache_root
 from convbench.errors import UserInputError
 from convbench.models.calibration import calibrate_batchnorm
 from convbench.papers import PAPERS
@@ -39,7 +40,7 @@ Builder = Callable[..., "nn.Module"]
 
 DEFAULT_SEED = 0
 PLUGIN_GROUP = "convbench.models"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class ModelEntry:
     counting_args: dict[str, Any] = field(default_factory=dict)
     # Builder defaults that change the graph and so are recorded in every row (e.g. an implementation switch).
     recorded_args: dict[str, Any] = field(default_factory=dict)
+    # Builder arguments the family prefers on one runtime and device (e.g. the implementation measured fastest
+    # there), keyed "runtime/device" (see ``runtime_key``); applied unless the user gives the argument.
+    default_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The counting convention of the family's paper (``--convention paper``); empty: convbench's default.
     paper_convention: str = ""
     # Models whose output is random by design (the MoD random-selection control) cannot be checked for
@@ -69,10 +73,19 @@ class ModelEntry:
     def resolution(self) -> int:
         return self.input_size[-1]
 
+    def defaults_for(self, runtime: str, device: str) -> dict[str, Any]:
+        """The builder arguments the family declares for ``runtime`` on ``device`` (empty if none)."""
+        return dict(self.default_args.get(runtime_key(runtime, device), {}))
+
     @property
     def citation(self) -> str:
         paper = PAPERS.get(self.paper)
         return paper.citation if paper else self.paper
+
+
+def runtime_key(runtime: str, device: str) -> str:
+    """``("torch", "cuda")`` -> ``"torch/cuda"``: how ``ModelEntry.default_args`` is keyed (JSON has no tuples)."""
+    return f"{runtime}/{device}"
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -90,10 +103,15 @@ def register_model(
     description: str = "",
     counting_args: dict[str, Any] | None = None,
     recorded_args: dict[str, Any] | None = None,
+    default_args: dict[tuple[str, str], dict[str, Any]] | None = None,
     paper_convention: str = "",
     stochastic: bool = False,
 ) -> Callable[[Builder], Builder]:
-    """Register ``builder`` under ``name`` (lowercase, hyphenated)."""
+    """Register ``builder`` under ``name`` (lowercase, hyphenated).
+
+    ``default_args`` maps ``(runtime, device)`` to builder arguments used there unless the user gives them, e.g.
+    ``{("torch", "cuda"): {"impl": "fast-on-gpu"}}``; every argument must be one the builder takes.
+    """
     if name != name.lower() or " " in name or "_" in name:
         raise ValueError(f"model names are lowercase with hyphens: {name!r}")
     source = _LOADING_PLUGIN[-1] if _LOADING_PLUGIN else "convbench"
@@ -110,6 +128,13 @@ def register_model(
             for p in inspect.signature(builder).parameters.values()
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         )
+        defaults: dict[str, dict[str, Any]] = {}
+        for where, args in (default_args or {}).items():
+            runtime, device = where
+            unknown = sorted(set(args) - set(params))
+            if unknown:
+                raise ValueError(f"default_args of {name!r} for {where}: the builder takes no {unknown[0]!r}")
+            defaults[runtime_key(runtime, device)] = dict(args)
         _REGISTRY[name] = ModelEntry(
             name=name,
             family=family,
@@ -120,6 +145,7 @@ def register_model(
             description=description or (builder.__doc__ or "").strip().splitlines()[0],
             counting_args=dict(counting_args or {}),
             recorded_args=dict(recorded_args or {}),
+            default_args=defaults,
             paper_convention=paper_convention,
             stochastic=stochastic,
             parameters=params,
@@ -218,12 +244,6 @@ def _index_key() -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _cache_root() -> Path:
-    if os.environ.get("CONVBENCH_CACHE"):
-        return Path(os.environ["CONVBENCH_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convbench"
-
-
 def _entry_from_json(data: dict[str, Any]) -> ModelEntry:
     data = {**data, "input_size": tuple(data["input_size"]), "parameters": tuple(data["parameters"])}
     return ModelEntry(**data)
@@ -232,7 +252,7 @@ def _entry_from_json(data: dict[str, Any]) -> ModelEntry:
 @functools.cache
 def model_index() -> dict[str, ModelEntry]:
     """Every registered model's metadata, from the index file when it is current (no PyTorch import)."""
-    path = _cache_root() / "index" / f"models-{_index_key()}.json"
+    path = cache_root() / "index" / f"models-{_index_key()}.json"
     try:
         return {d["name"]: _entry_from_json(d) for d in json.loads(path.read_text())}
     except (OSError, ValueError, KeyError, TypeError):

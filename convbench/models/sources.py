@@ -64,6 +64,10 @@ def resolve_outside(
         raise UserInputError(f"--in-chans must be at least 1, got {in_chans}")
     if spec.kind == "onnx":
         return _onnx_model(spec, resolution=resolution, in_chans=in_chans, num_classes=num_classes)
+    if spec.kind == "timm":
+        from convbench.models.timm_models import resolve_timm
+
+        return resolve_timm(spec, resolution=resolution, in_chans=in_chans, num_classes=num_classes)
     location, sep, attribute = spec.source.rpartition(":")
     if not sep or not location or not attribute:
         raise UserInputError(
@@ -331,3 +335,36 @@ def onnx_fixed_batch(path: Path) -> int | None:
 
     shape = graph_input_shape(load_onnx(path, with_weights=False))
     return shape[0] if shape else None
+
+
+def check_onnx_batch(path: Path, batch_size: int) -> None:
+    """Refuse to run an ONNX file fixed to one batch size at another, in one line naming the file's batch.
+
+    Refused rather than run at the file's own batch: the row would then carry a batch size that was not asked
+    for, and a comparison with models run at the asked batch would compare unlike workloads.
+    """
+    fixed = onnx_fixed_batch(path)
+    if fixed is not None and fixed != batch_size:
+        raise UserInputError(
+            f"{path} is fixed to batch size {fixed}; it cannot run at --batch-size {batch_size} "
+            f"(use --batch-size {fixed}, or export the model with a dynamic batch dimension)"
+        )
+
+
+def onnx_input_dtype(path: Path) -> Any:
+    """The numpy element type of an ONNX file's first input (float16, uint8, ...), so runtimes feed what the
+    graph takes; a one-line UserInputError for a type with no numpy equivalent (strings, bfloat16)."""
+    import numpy as np
+    import onnx
+
+    from convbench.counting.onnx_graph import graph_inputs, load_onnx
+
+    elem_type = graph_inputs(load_onnx(path, with_weights=False))[0].type.tensor_type.elem_type
+    name = onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() else "?"
+    try:
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in "fiub":
+        raise UserInputError(f"{path} takes {name.lower()} input; convbench feeds float, integer or bool tensors")
+    return dtype

@@ -6,11 +6,13 @@ weights (``--weights FILE``). The text is one of
 
 - a registered name (``resnet75-mod``; plugins register names too),
 - ``path/to/file.py:builder`` or ``package.module:builder``: a callable returning an ``nn.Module``,
-- ``path/to/model.onnx``: an ONNX file, timed directly by the runtimes that run ONNX.
+- ``path/to/model.onnx``: an ONNX file, timed directly by the runtimes that run ONNX,
+- ``timm/NAME``: a timm model by name (``convbench.models.timm_models``; timm is an optional extra).
 
 ``resolve_model`` turns a spec into a ``ResolvedModel``: the metadata a benchmark needs (input size, family,
 what to record), a content digest that keys every cache, and ``build()``. No generic module needs to know
-which family a model belongs to: families declare what they need in their registry entry.
+which family a model belongs to: families declare what they need in their registry entry, including builder
+arguments they prefer on a runtime and device (``resolve_model(..., runtime=, device=)`` applies them).
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class ModelSpec:
             return "file" if self.source.split(":")[0].endswith(".py") else "module"
         if self.source.endswith(".py"):  # a file without its builder: the outside resolver says how to name it
             return "file"
+        if self.source.startswith("timm/"):
+            return "timm"
         return "registry"
 
 
@@ -101,7 +105,7 @@ class ResolvedModel:
     """What convbench knows about a model before building it, and how to build it."""
 
     spec: ModelSpec
-    kind: str  # registry, file, module or onnx
+    kind: str  # registry, file, module, onnx or timm
     family: str
     paper: str
     origin: str  # registry name, file path, module path or ONNX path, and for plugins the distribution
@@ -109,7 +113,9 @@ class ResolvedModel:
     input_size: tuple[int, int, int] | None
     num_classes: int | None
     builder: Callable[..., Any] | None = field(default=None, repr=False)
-    builder_args: dict[str, Any] = field(default_factory=dict)
+    builder_args: dict[str, Any] = field(default_factory=dict)  # the user's (the spec's)
+    # The family's defaults for the runtime and device it was resolved for, less any argument the user gave.
+    runtime_args: dict[str, Any] = field(default_factory=dict)
     counting_args: dict[str, Any] = field(default_factory=dict)
     recorded_args: dict[str, Any] = field(default_factory=dict)
     paper_convention: str = ""
@@ -117,6 +123,9 @@ class ResolvedModel:
     onnx_path: Path | None = None
     weights_digest: str = ""
     accepts: tuple[str, ...] = ()  # builder keyword arguments (for in_chans / num_classes from options)
+    weights_source: str = ""  # trained weights the builder loads itself (timm's cached pretrained weights)
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # the model's own evaluation transform settings
+    provenance: dict[str, Any] = field(default_factory=dict)  # extra row columns naming the model's origin
 
     @property
     def name(self) -> str:
@@ -142,8 +151,8 @@ class ResolvedModel:
 
     @property
     def effective_args(self) -> dict[str, Any]:
-        """Builder arguments as the model was built: declared defaults overridden by the user's."""
-        return {**self.recorded_args, **self.builder_args}
+        """Builder arguments as the model is built: declared defaults, then the runtime's, then the user's."""
+        return {**self.recorded_args, **self.runtime_args, **self.builder_args}
 
     def build(
         self,
@@ -163,7 +172,7 @@ class ResolvedModel:
 
         if self.builder is None:
             raise UserInputError(f"{self.name} is an ONNX file; this needs a PyTorch model")
-        args = {**self.builder_args, **(self.counting_args if counting else {})}
+        args = {**self.runtime_args, **self.builder_args, **(self.counting_args if counting else {})}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             try:
@@ -181,7 +190,7 @@ class ResolvedModel:
                 from convbench.models.weights import load_weights
 
                 load_weights(module, Path(self.spec.weights))
-            elif calibrate and self.input_size is not None:
+            elif calibrate and self.input_size is not None and not self.weights_source:
                 size = self.input_size if resolution is None else (self.input_size[0], resolution, resolution)
                 calibration.calibrate_batchnorm(module, size)
         return module.eval()
@@ -196,16 +205,23 @@ class ResolvedModel:
             "model_origin": self.origin,
             "model_digest": self.digest,
             "model_args": json.dumps(self.effective_args, sort_keys=True, default=str) if self.effective_args else "",
-            "weights": self.spec.weights or "",
+            "weights": self.spec.weights or self.weights_source,
             "weights_digest": self.weights_digest,
-            "bn_calibrated": not self.spec.weights and not self.is_onnx and self.input_size is not None,
+            "bn_calibrated": not self.has_weights and not self.is_onnx and self.input_size is not None,
+            **self.provenance,
         }
 
+    @property
+    def has_weights(self) -> bool:
+        """Whether trained weights are loaded (``--weights``, or pretrained weights the builder loads)."""
+        return bool(self.spec.weights or self.weights_source)
 
-def _registry_model(spec: ModelSpec) -> ResolvedModel:
+
+def _registry_model(spec: ModelSpec, runtime: str | None, device: str | None) -> ResolvedModel:
     entry = get_entry(spec.source)
     args = dict(spec.args)
     check_arguments(entry.name, args)
+    defaults = entry.defaults_for(runtime, device) if runtime and device else {}
     digest = module_source_digest(entry.module) if entry.source == "convbench" else entry.source
     return ResolvedModel(
         spec=spec,
@@ -218,6 +234,7 @@ def _registry_model(spec: ModelSpec) -> ResolvedModel:
         num_classes=args.get("num_classes", entry.num_classes),
         builder=_LazyBuilder(entry.name),
         builder_args=args,
+        runtime_args={k: v for k, v in defaults.items() if k not in args},
         counting_args=dict(entry.counting_args),
         recorded_args=dict(entry.recorded_args),
         paper_convention=entry.paper_convention,
@@ -242,14 +259,21 @@ def resolve_model(
     resolution: int | None = None,
     in_chans: int | None = None,
     num_classes: int | None = None,
+    runtime: str | None = None,
+    device: str | None = None,
 ) -> ResolvedModel:
     """What ``model`` is and how to build it; unknown names, files or builders fail here, before any work.
 
     ``resolution``, ``in_chans`` and ``num_classes`` say what the registry cannot for a model from outside it.
+    With ``runtime`` and ``device`` (both), the builder arguments its family declares for that pair apply
+    wherever the spec does not give them (``effective_args``, and so the row's ``model_args``, show them).
+    Every process that builds the model for that run must resolve it with the same pair.
     """
     spec = as_spec(model)
+    if (runtime is None) != (device is None):
+        raise ValueError("resolve_model takes runtime and device together")
     if spec.kind == "registry":
-        resolved = _registry_model(spec)
+        resolved = _registry_model(spec, runtime, device)
     else:
         from convbench.models.sources import resolve_outside
 
@@ -292,6 +316,11 @@ class ModelOptions:
     num_classes: int | None = option(
         None, "Number of classes, for builders from outside the registry.", check=between(1, 1_000_000)
     )
+    pretrained: bool = option(
+        False,
+        "timm/NAME models: load timm's pretrained weights, only from the local cache (nothing is downloaded). "
+        "Recorded as the model argument pretrained=True.",
+    )
 
     def specs(self, models: Iterable[str]) -> list[ModelSpec]:
         """One spec per model text; ``name[key=value,...]`` gives that model its own arguments, which win over
@@ -301,6 +330,11 @@ class ModelOptions:
         for text in models:
             source, own = split_model_text(text)
             args = tuple({**shared, **dict(own)}.items())
+            if self.pretrained:
+                # An argument, not a spec field: it reaches trial workers and the row's label like any other.
+                if not source.startswith("timm/"):
+                    raise UserInputError(f"--pretrained applies to timm/NAME models; {source} is not one")
+                args = (*tuple((k, v) for k, v in args if k != "pretrained"), ("pretrained", True))
             specs.append(ModelSpec(source, args, self.weights, self.in_chans, self.num_classes))
         return specs
 

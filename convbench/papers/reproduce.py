@@ -34,8 +34,8 @@ from convbench.errors import UserInputError
 from convbench.models.spec import resolve_model
 from convbench.papers.accuracy import Accuracy, is_blank, measured_top1
 from convbench.papers.tables import PublishedRow, PublishedTable, load_table
+from convbench.progress import Progress
 from convbench.results.files import SPEEDUP_COLUMNS, check_writable, read_rows, write_rows
-from convbench.timing.measure import Progress
 from convbench.timing.stats import hierarchical_speedup
 
 

@@ -408,8 +408,10 @@ def _noise_targets(reason: Any) -> list[str]:
     targets = []
     for part in str(reason or "").split(";"):
         what = part.strip()
-        if what.startswith("trial"):
-            what = what.partition(":")[2].strip()
+        head, colon, rest = what.partition(":")
+        # "trial 3: CV 28% > 10%" (one trial) or "10/10 trials: CV 28–30% > 10%" (summarize_reasons)
+        if colon and (head.startswith("trial") or head.endswith((" trial", " trials"))):
+            what = rest.strip()
         if what:
             targets.append("cv" if what.startswith("CV") else "median" if "drift" in what else "model")
     return list(dict.fromkeys(targets))
@@ -584,13 +586,21 @@ def noisy_warnings(rows: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
-def operator_table(model: str, rows: Sequence[Any]) -> Table:
-    """ONNX Runtime per-operator-type time (rows of ``OperatorTime``)."""
-    table = Table(title=Text(f"{model}: ONNX Runtime time per operator type (its own profiler)"))
+def operator_table(model: str, profile: Any) -> Table:
+    """A runtime's time per operator type (``convbench.runtimes.base.OperatorProfile``): time, share and calls
+    per inference, kernels per inference where the runtime ran on a GPU, and the per-pass counts in the caption."""
+    gpu = any(r.kernels is not None for r in profile.rows)
+    title = f"{model}: time per operator type"
+    table = Table(title=Text(title), min_width=min(len(title) + 4, 120))  # a title wrapped mid-phrase reads badly
     table.add_column("operator")
     table.add_column("ms / run", justify="right")
     table.add_column("share", justify="right")
-    table.add_column("nodes", justify="right")
-    for r in rows:
-        table.add_row(r.op_type, f"{r.ms_per_run:.3f}", f"{r.share:.1%}", str(r.nodes))
+    table.add_column("calls / run", justify="right")
+    if gpu:
+        table.add_column("kernels / run", justify="right")
+    for r in profile.rows:
+        cells = [r.op_type, f"{r.ms_per_run:.3f}", f"{r.share:.1%}", f"{r.calls:g}"]
+        table.add_row(*cells, *([f"{r.kernels:g}" if r.kernels is not None else ""] if gpu else []))
+    notes = [f"{profile.profiler}, {profile.runs} runs", *(f"{k}: {v:g}" for k, v in profile.per_run.items())]
+    table.caption = Text("\n".join(notes))
     return table

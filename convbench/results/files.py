@@ -1,12 +1,21 @@
 """Result rows, the environment they were measured in, and atomic CSV/JSON writing.
 
 One schema serves CSV and JSON: a row is a flat dict whose first columns are ``COLUMNS`` in that order;
-runtime-specific settings follow. Writes go to a temporary file in the target directory and are renamed
-into place, so an interrupted run never leaves a half-written file; appending keeps the existing rows.
+runtime-specific settings follow.
+
+Writing. Any number of processes may write one result file at once (shards of a sweep, Slurm array tasks):
+each write holds an advisory lock (``fcntl.flock`` on a hidden ``.<name>.lock`` beside the file) around
+read, append and replace, so every process's rows arrive. The new content goes to a temporary file in the
+target directory, is flushed to disk (``fsync``) and renamed over the old file (``os.replace``), so a process
+killed at any moment leaves the previous file whole, never a truncated one. A lock not taken within
+``$CONVBENCH_LOCK_TIMEOUT`` seconds (default 60) is one error line naming the file and the holder's pid.
+``write_rows_or_rescue`` is for sweeps: where the file cannot be written, the rows go to a rescue file and
+the error says where.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -14,12 +23,14 @@ import os
 import platform
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import convbench
 from convbench.errors import ConvbenchError, UserInputError
+from convbench.timing.machine import available_cores
 
 FORMATS = ("csv", "json")
 # Bumped when a column changes meaning; ``merge`` refuses to join files of different versions.
@@ -82,6 +93,7 @@ COLUMNS = [
     "peak_added_mb",
     "achieved_gmacs_per_s",
     "peak_fraction",
+    "peak_precision",
     "noisy",
     "noisy_reason",
     *SPEEDUP_COLUMNS,
@@ -115,7 +127,8 @@ NUMERIC_ENVIRONMENT = {"cores", "load_avg_before", "load_avg_after"}
 FINGERPRINT_COLUMNS = ["cpu", "cores", "os", "python", "torch", "onnxruntime", "convbench", "git_commit", "host"]
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what the platform module says."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -183,8 +196,8 @@ def environment() -> dict[str, Any]:
     commit, dirty = git_state()
     return {
         "schema_version": SCHEMA_VERSION,
-        "cpu": _cpu_model(),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu_model(),
+        "cores": available_cores(),
         "os": platform.platform(),
         "python": platform.python_version(),
         "torch": v("torch"),
@@ -262,20 +275,112 @@ def read_rows(path: Path, fmt: str | None = None) -> list[dict[str, Any]]:
     return frame.to_dict(orient="records")
 
 
+LOCK_TIMEOUT_ENV = "CONVBENCH_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+
+
+def lock_timeout() -> float:
+    """Seconds a writer waits for another's lock: ``$CONVBENCH_LOCK_TIMEOUT``, else 60."""
+    text = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise UserInputError(f"{LOCK_TIMEOUT_ENV} must be a number of seconds ≥ 0, got {text!r}")
+    return value
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file that serialises writers of ``path``: hidden, beside it (kept; removing it would race)."""
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def locked(path: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold the advisory write lock of ``path`` (``fcntl.flock``); the holder's pid is written into the lock.
+
+    Waits up to ``timeout`` seconds (default ``lock_timeout()``), then raises a one-line UserInputError naming
+    the file and the holder. Where ``fcntl`` does not exist (Windows) writers are not serialised.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    timeout = lock_timeout() if timeout is None else timeout
+    where = lock_path(path)
+    try:
+        fd = os.open(where, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+    except OSError as exc:
+        raise ConvbenchError(f"cannot write {path}: cannot open its lock file {where} ({exc.strerror})") from None
+    try:
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _lock_holder(fd)
+                    raise UserInputError(
+                        f"cannot write {path}: another process{holder} has held its lock {where.name} for over "
+                        f"{timeout:g} s; wait for it, or set {LOCK_TIMEOUT_ENV} to wait longer"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)  # short waits while shards queue, without a busy loop
+            except OSError as exc:  # a filesystem without locks (some network mounts)
+                raise ConvbenchError(f"cannot lock {path} through {where}: {exc.strerror or exc}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {platform.node()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            # Cleared before the unlock, so a waiter never blames a process that has let go.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").split()
+    except OSError:
+        return ""
+    if not text or not text[0].isdigit():
+        return ""
+    host = f" on {text[1]}" if len(text) > 1 and text[1] != platform.node() else ""
+    return f" (pid {text[0]}{host})"
+
+
 def write_rows(
     path: Path, rows: Sequence[dict[str, Any]], fmt: str | None = None, append: bool = True, schema: bool = True
 ) -> Path:
     """Write ``rows`` to ``path`` atomically; with ``append`` keep the rows already there.
 
-    With ``schema`` the result-row columns come first (``COLUMNS``); files with their own layout pass False.
+    Safe with many writers at once (they take turns on the file's lock, each re-reading what the others
+    wrote) and against being killed (the old file stays until the new one is complete on disk). With
+    ``schema`` the result-row columns come first (``COLUMNS``); files with their own layout pass False.
     """
     fmt = output_format(path, fmt)
     check_writable(path)
-    existing = read_rows(path, fmt) if append and path.exists() and path.stat().st_size > 0 else []
-    all_rows = [*existing, *(order_columns(r) if schema else r for r in rows)]
+    with locked(path):
+        _remove_stale_temporaries(path)
+        existing = read_rows(path, fmt) if append and path.exists() and path.stat().st_size > 0 else []
+        all_rows = [*existing, *(order_columns(r) if schema else r for r in rows)]
+        _replace_with(path, all_rows, fmt, schema)
+    return path
+
+
+def _replace_with(path: Path, all_rows: Sequence[dict[str, Any]], fmt: str, schema: bool) -> None:
     # The file's columns: the schema first and the environment last, whichever row brought a column first.
     columns = list(order_columns(dict.fromkeys(k for r in all_rows for k in r))) if schema else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
     # mkstemp creates the file private (0600); give the result the permissions any new file would get.
     os.chmod(tmp, 0o666 & ~current_umask())
     try:
@@ -288,8 +393,12 @@ def write_rows(
                 import pandas as pd
 
                 pd.DataFrame(all_rows, columns=columns).to_csv(handle, index=False)
+            handle.flush()
+            # On disk before the rename: otherwise a crash of the machine could leave the new name on an empty file.
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as exc:  # disk full, path vanished: one line, and the old file is untouched
+        _sync_directory(path.parent)
+    except OSError as exc:  # disk full, path vanished, file made immutable: one line, and the old file is untouched
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise ConvbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -297,7 +406,96 @@ def write_rows(
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+
+
+def _temporary_prefix(path: Path, pid: int | None = None) -> str:
+    # Host and pid in the name: a later writer can tell a temporary whose writer was killed from a live one.
+    return f".{path.name}.{platform.node()}.{os.getpid() if pid is None else pid}."
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporaries of writers of ``path`` on this host that were killed mid-write.
+
+    Called under the lock: a live writer of this file would hold it, so a temporary from a pid that no longer
+    exists is debris. Temporaries from other hosts (shared storage) are left alone; their pids mean nothing here.
+    """
+    head = f".{path.name}.{platform.node()}."
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(head) and name.endswith(".tmp")):
+            continue
+        pid_text = name[len(head) :].split(".", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(path.parent / name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _sync_directory(directory: Path) -> None:
+    # The rename itself is durable only once the directory is flushed; where that is refused, the file is
+    # still complete, only its new name may not survive a power cut.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def rescue_directory() -> Path:
+    """Where rows that could not be written to their file are kept: ``<cache>/rescued``, else the temp dir."""
+    from convbench.cache import cache_root
+
+    for candidate in (cache_root() / "rescued", Path(tempfile.gettempdir()) / "convbench-rescued"):
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(candidate, os.W_OK):
+            return candidate
+    return Path(tempfile.gettempdir())
+
+
+def write_rows_or_rescue(
+    path: Path, rows: Sequence[dict[str, Any]], fmt: str | None = None, append: bool = True, schema: bool = True
+) -> Path:
+    """``write_rows``, for sweeps: where ``path`` cannot be written (made read-only, disk full, lock timeout),
+    ``rows`` go to a new file in ``rescue_directory()`` and the error says where, so nothing measured is lost.
+
+    The rescue file has ``path``'s format and the rows alone; ``convbench merge`` joins it with ``path`` later.
+    """
+    fmt = output_format(path, fmt)
+    try:
+        return write_rows(path, rows, fmt, append=append, schema=schema)
+    except ConvbenchError as exc:
+        if not rows:
+            raise
+        reason = str(exc).removeprefix(f"cannot write {path}: ")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        rescue = rescue_directory() / f"{path.stem}-rescued-{stamp}-{os.getpid()}.{fmt}"
+        try:
+            write_rows(rescue, rows, fmt, append=True, schema=schema)
+        except ConvbenchError as second:
+            raise ConvbenchError(
+                f"cannot write {path}: {reason}; saving its {len(rows)} row(s) elsewhere failed too ({second})"
+            ) from None
+        raise ConvbenchError(
+            f"cannot write {path}: {reason}; its {len(rows)} new row(s) were saved to {rescue} "
+            f"(join them later with `convbench merge {path} {rescue} -o ALL.{fmt}`)"
+        ) from None
 
 
 def _json_value(value: Any) -> Any:

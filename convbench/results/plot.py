@@ -154,11 +154,28 @@ def output_paths(output: Path) -> list[Path]:
     return [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
 
 
+@dataclass
+class Drawing:
+    """A drawn figure not yet written anywhere, with what it shows."""
+
+    figure: Any
+    panels: list[str]
+    points: int
+    notes: list[str]
+
+
 def plot(path: Path, output: Path, table: str | None = None, title: str | None = None) -> PlotResult:
     """Draw top-1 against latency and against GMACs for ``path``; write PNG and SVG named after ``output``."""
     targets = output_paths(output)
     for target in targets:
         check_writable(target)
+    drawing = draw(path, table, title)
+    written = save_figure(drawing.figure, targets)
+    return PlotResult(paths=written, panels=drawing.panels, points=drawing.points, notes=drawing.notes)
+
+
+def draw(path: Path, table: str | None = None, title: str | None = None) -> Drawing:
+    """Top-1 against latency and against GMACs for ``path``, one row of panels per setting; the caller saves it."""
     panels, notes = load_points(path, table)
 
     import matplotlib
@@ -195,8 +212,7 @@ def plot(path: Path, output: Path, table: str | None = None, title: str | None =
     )
     origin = "measured top-1 comes from `convbench evaluate`; " if "measured" in sources else ""
     fig.suptitle(f"{heading}\n{where}{origin}latency and MACs are measured by convbench", fontsize=12)
-    written = save_figure(fig, targets)
-    return PlotResult(paths=written, panels=list(panels), points=sum(len(p) for p in panels.values()), notes=notes)
+    return Drawing(fig, list(panels), sum(len(p) for p in panels.values()), notes)
 
 
 def _draw(ax: Any, points: list[Point], attr: str, label: str, colours: dict[str, Any], title: str) -> None:

@@ -239,6 +239,12 @@ def reproduce_view(
         for line, kind in zip(lines, kinds, strict=True)
         if kind == "error"
     ]
+    # GPU speed-ups measured at another batch, precision or convention are not shown; say so, once per reason.
+    withheld: dict[str, list[str]] = {}
+    for line in lines:
+        if not _blank(line.get("gpu_note")):
+            withheld.setdefault(str(line["gpu_note"]), []).append(str(line.get("method") or line.get("model")))
+    footnotes += [Text(f"{', '.join(methods)}: {note}", style="dim") for note, methods in withheld.items()]
     return FittedView(
         f"convbench reproduce {t.key}: {t.title}",
         _reproduce_caption(t, lines, first, has_top1, reused),

@@ -2,7 +2,8 @@
 
 Every module of this package is imported once (cheaply: runtimes import their heavy libraries inside
 ``prepare``), and so is every entry point of the ``convbench.runtimes`` group, so a runtime is one new file
-(or one plugin package) and nothing else changes. ``get_runtime`` picks one by name and device.
+(or one plugin package) and nothing else changes. ``runtime_class`` picks one by name and device, and
+``check_device`` says whether that device is there.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import functools
 import importlib
 import pkgutil
 from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
 
 from convbench.errors import UserInputError
 from convbench.runtimes.base import (
@@ -95,11 +98,14 @@ def runtime_class(name: str | None, device: str) -> type[Runtime]:
     return cls
 
 
-def get_runtime(name: str | None, device: str) -> Runtime:
-    """An instance of the runtime ``name`` for ``device``, after checking the device is there."""
-    cls = runtime_class(name, device)
-    check_device(device)
-    return cls()
+def reference_session(model: str | Path | bytes, threads: int = 0) -> Any:
+    """An ONNX model (a path or serialized ONNX) run by ONNX Runtime on the CPU, for reference outputs: parity
+    checks of exports and of other runtimes, accuracy of ONNX files. ``threads`` 0: every core. Calling the
+    result with an input array (and further named inputs) returns every output
+    (``convbench.runtimes.onnxruntime.ReferenceSession``)."""
+    from convbench.runtimes.onnxruntime import reference_session as build
+
+    return build(model, threads)
 
 
 __all__ = [
@@ -111,7 +117,7 @@ __all__ = [
     "RuntimeKey",
     "check_device",
     "discover",
-    "get_runtime",
+    "reference_session",
     "register_runtime",
     "runtime_class",
     "runtime_names",

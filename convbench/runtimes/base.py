@@ -96,11 +96,6 @@ class PreparedModel(ABC):
     #: time (and memory) per setup phase, measured by the runtime while preparing the model.
     phases: SetupPhases
 
-    @property
-    def setup_seconds(self) -> float:
-        phases = getattr(self, "phases", None)
-        return phases.total_seconds if phases else 0.0
-
     @abstractmethod
     def timed_run(self) -> float:
         """Run one inference and return its duration in seconds."""

@@ -7,17 +7,38 @@ where that is not installed or fails, through ``nvidia-smi``. Either way the GPU
 than PCI_BUS_ID) CUDA device 0 need not be NVML or nvidia-smi device 0, so ``nvidia-smi --id=0`` can report
 another GPU's clocks. Nothing here raises: a missing tool, driver or GPU gives empty values, because a
 measurement that already ran must not be lost to a failed side query.
+
+Energy: ``nvml_energy_counter`` gives the GPU's total-energy counter for ``convbench.timing.energy`` (NVML only:
+nvidia-smi has no cumulative energy query).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from typing import Any
 
-#: what ``gpu_state`` reports, in this order (clocks in MHz, temperature in °C, power in W).
-STATE_FIELDS = ("sm_clock_mhz", "mem_clock_mhz", "temperature_c", "power_w")
+from convbench.timing.energy import EnergyCounter, NoCounter
+
+#: what nvidia-smi and NVML both report, in this order (clocks in MHz, temperature in °C, power in W).
+SMI_FIELDS = ("sm_clock_mhz", "mem_clock_mhz", "temperature_c", "power_w")
 _SMI_STATE_QUERY = ("clocks.sm", "clocks.mem", "temperature.gpu", "power.draw")
+#: what ``gpu_state`` reports: the above, then (NVML only) why the clocks are held back, as names joined by "+"
+#: ("none" where nothing holds them), and how many other processes hold a CUDA context on this GPU.
+STATE_FIELDS = (*SMI_FIELDS, "throttle_reasons", "other_processes")
+#: NVML's clock event (throttle) reason bits, ``nvmlClocksEventReason*`` in nvml.h.
+THROTTLE_REASONS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
 SMI_TIMEOUT_S = 10
 
 
@@ -45,8 +66,28 @@ def device_ids(device_index: int) -> tuple[str, str]:
     return uuid, bus_id
 
 
-def gpu_state(device_index: int = 0) -> dict[str, float | None]:
-    """Clocks, temperature and power of CUDA device ``device_index`` now; ``{}`` where nothing can be read."""
+def throttle_reason_names(mask: int) -> str:
+    """NVML's clock event reason bitmask as names joined by "+" ("none" for 0; unknown bits in hex)."""
+    names = [name for bit, name in THROTTLE_REASONS.items() if mask & bit]
+    unknown = mask & ~sum(THROTTLE_REASONS)
+    if unknown:
+        names.append(hex(unknown))
+    return "+".join(names) or "none"
+
+
+def other_process_count(pids: list[int], own_pid: int) -> int:
+    """How many of the processes NVML lists on a GPU are not this one, while this one holds a CUDA context.
+
+    In a container NVML lists host PIDs, so this process may appear under a PID other than its own: where the
+    list lacks ``own_pid``, one entry is still this process.
+    """
+    others = [pid for pid in pids if pid != own_pid]
+    return len(others) - 1 if others and len(others) == len(pids) else len(others)
+
+
+def gpu_state(device_index: int = 0) -> dict[str, Any]:
+    """Clocks, temperature, power, clock throttle reasons and other processes of CUDA device ``device_index``
+    now; ``{}`` where nothing can be read. The last two need NVML (``pip install 'convbench[gpu]'``)."""
     uuid, bus_id = device_ids(device_index)
     if not uuid and not bus_id:
         return {}  # without an unambiguous id, a reading could be another GPU's
@@ -98,7 +139,19 @@ def _nvml_handle(nvml: Any, uuid: str, bus_id: str) -> Any:
     return nvml.nvmlDeviceGetHandleByPciBusId(bus_id.encode())
 
 
-def _nvml_state(uuid: str, bus_id: str) -> dict[str, float | None]:
+def _throttle_reasons(nvml: Any, handle: Any) -> str:
+    # Renamed "clock event reasons" in newer NVML; older bindings only have the throttle name.
+    read = (
+        getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or nvml.nvmlDeviceGetCurrentClocksThrottleReasons
+    )
+    return throttle_reason_names(int(read(handle)))
+
+
+def _other_processes(nvml: Any, handle: Any) -> int:
+    return other_process_count([int(p.pid) for p in nvml.nvmlDeviceGetComputeRunningProcesses(handle)], os.getpid())
+
+
+def _nvml_state(uuid: str, bus_id: str) -> dict[str, Any]:
     nvml = _nvml()
     if nvml is None:
         return {}
@@ -112,12 +165,15 @@ def _nvml_state(uuid: str, bus_id: str) -> dict[str, float | None]:
             "sm_clock_mhz": lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM),
             "mem_clock_mhz": lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_MEM),
             "temperature_c": lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU),
-            "power_w": lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,  # NVML reports milliwatts
+            "power_w": lambda: float(nvml.nvmlDeviceGetPowerUsage(handle)) / 1000.0,  # NVML reports milliwatts
+            "throttle_reasons": lambda: _throttle_reasons(nvml, handle),
+            "other_processes": lambda: _other_processes(nvml, handle),
         }
-        state: dict[str, float | None] = {}
+        state: dict[str, Any] = {}
         for key, read in readers.items():
             try:
-                state[key] = float(read())
+                value = read()
+                state[key] = float(value) if key in SMI_FIELDS else value
             except Exception:  # one counter the GPU does not expose (power on some boards)
                 state[key] = None
         return state if any(v is not None for v in state.values()) else {}
@@ -148,6 +204,53 @@ def _nvml_driver(uuid: str, bus_id: str) -> str | None:
             nvml.nvmlShutdown()
         except Exception:
             pass
+
+
+class NvmlEnergyCounter(EnergyCounter):
+    """NVML's total energy of one GPU since the driver loaded (``nvmlDeviceGetTotalEnergyConsumption``, in
+    millijoules, Volta and newer); holds an NVML session until ``close``."""
+
+    def __init__(self, nvml: Any, handle: Any, name: str) -> None:
+        self.nvml, self.handle = nvml, handle
+        self.source = f"nvml: {name}" if name else "nvml"
+
+    def read(self) -> tuple[float, ...]:
+        return (self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1e3,)
+
+    def wrap_ranges(self) -> tuple[float | None, ...]:
+        return (2.0**64 / 1e3,)  # an unsigned 64-bit count of millijoules
+
+    def close(self) -> None:
+        try:
+            self.nvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def nvml_energy_counter(device_index: int = 0) -> EnergyCounter | NoCounter:
+    """The energy counter of CUDA device ``device_index``, or why there is none (never raises)."""
+    uuid, bus_id = device_ids(device_index)
+    if not uuid and not bus_id:
+        return NoCounter(f"no NVML id for CUDA device {device_index}")
+    nvml = _nvml()
+    if nvml is None:
+        return NoCounter("NVML (nvidia-ml-py) is not installed: pip install 'convbench[gpu]'")
+    try:
+        nvml.nvmlInit()
+    except Exception as exc:
+        return NoCounter(f"NVML did not start: {exc}")
+    try:
+        handle = _nvml_handle(nvml, uuid, bus_id)
+        name = nvml.nvmlDeviceGetName(handle)
+        counter = NvmlEnergyCounter(nvml, handle, name.decode() if isinstance(name, bytes) else str(name))
+        counter.read()
+    except Exception as exc:  # NVMLError_NotSupported before Volta, or on some boards
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass
+        return NoCounter(f"the GPU's total energy is not readable through NVML: {exc}")
+    return counter
 
 
 # nvidia-smi ---------------------------------------------------------------------------------------------
@@ -185,7 +288,7 @@ def _smi_state(device_id: str) -> dict[str, float | None]:
     values = _smi(device_id, _SMI_STATE_QUERY)
     if values is None:
         return {}
-    state = {key: _number(v) for key, v in zip(STATE_FIELDS, values, strict=True)}
+    state = {key: _number(v) for key, v in zip(SMI_FIELDS, values, strict=True)}
     return state if any(v is not None for v in state.values()) else {}
 
 

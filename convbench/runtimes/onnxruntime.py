@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from convbench.errors import UserInputError
 from convbench.options import one_of, option
-from convbench.runtimes.base import PreparedModel, RunSettings, Runtime, SetupPhases, register_runtime
+from convbench.runtimes.base import (
+    Gemm,
+    OperatorProfile,
+    OperatorTime,
+    PreparedModel,
+    RunSettings,
+    Runtime,
+    SetupPhases,
+    register_runtime,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,7 +45,7 @@ class OnnxRuntimeOptions:
 
     ort_optimization: str = option(
         "all",
-        "ONNX Runtime graph optimisation level: all, extended, basic or disabled (onnxruntime).",
+        "ONNX Runtime graph optimisation level: all, extended, basic or disabled (onnxruntime runtimes).",
         check=one_of(OPTIMIZATION_LEVELS),
     )
     ort_spinning: bool = option(
@@ -73,11 +82,55 @@ def session_options(threads: int, options: OnnxRuntimeOptions | None = None) -> 
     return session
 
 
-def random_feeds(session: ort.InferenceSession, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+class ReferenceSession:
+    """An ONNX model run by ONNX Runtime on the CPU with default session settings, as the reference other code
+    checks against (an export against PyTorch, OpenVINO against ONNX Runtime, accuracy of an ONNX file).
+
+    ``input_name``, ``input_type`` (``"tensor(float)"``) and ``input_shape`` describe the first input;
+    calling it with an array (and any further named inputs) returns every output.
+    """
+
+    def __init__(self, model: str | Path | bytes, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, session_options(threads), providers=["CPUExecutionProvider"])
+        first = self.session.get_inputs()[0]
+        self.input_name: str = first.name
+        self.input_type: str = first.type
+        self.input_shape: list[Any] = list(first.shape or [])
+
+    def __call__(self, x: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: x, **(extra or {})})
+
+
+def reference_session(model: str | Path | bytes, threads: int = 0) -> ReferenceSession:
+    """``model`` (a path or serialized ONNX) loaded into ONNX Runtime's CPU provider for reference outputs;
+    ``threads`` 0 lets ONNX Runtime use every core."""
+    return ReferenceSession(model, threads)
+
+
+def ort_input_dtype(type_text: str) -> Any:
+    """The numpy type of an ONNX Runtime input type (``"tensor(float16)"`` -> float16); one line if none."""
     import numpy as np
 
-    rng = np.random.default_rng(0)
-    return {session.get_inputs()[0].name: rng.standard_normal(shape, np.float32)}
+    name = type_text.removeprefix("tensor(").removesuffix(")")
+    name = {"float": "float32", "double": "float64"}.get(name, name)
+    try:
+        dtype = np.dtype(name)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in "fiub":
+        raise UserInputError(f"the model takes {type_text} input; convbench feeds float, integer or bool tensors")
+    return dtype
+
+
+def random_feeds(session: ort.InferenceSession, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The seeded input (``convbench.models.inputs``) of the session's first input, in the type the model takes."""
+    from convbench.models.inputs import seeded_input
+
+    first = session.get_inputs()[0]
+    return {first.name: seeded_input(shape, ort_input_dtype(first.type))}
 
 
 class OnnxRuntimeModel(PreparedModel):
@@ -146,19 +199,72 @@ class OnnxRuntimeCPU(Runtime):
             exported = export_for_runtime(model, settings)
         return OnnxRuntimeModel(exported, settings.threads, options, phases)
 
+    def peak_precisions(self, device: str) -> tuple[str, ...]:
+        return ("fp32",)  # the CPU provider's fp16 MatMul is not a native kernel on x86
 
-@dataclass(frozen=True)
-class OperatorTime:
-    """Time ONNX Runtime spent in one operator type, per inference."""
+    def peak_precision(self, device: str, precision: str, options: Any) -> str | None:
+        return "fp32" if precision == "fp32" else None
 
-    op_type: str
-    ms_per_run: float
-    share: float
-    nodes: int
+    def peak_gemm(self, n: int, threads: int, device: str, precision: str) -> Gemm:
+        import numpy as np
+        import onnxruntime as ort
+
+        a, b = random_operands(n)
+        session = ort.InferenceSession(matmul_onnx(n, b), session_options(threads), providers=["CPUExecutionProvider"])
+        # IO binding with a preallocated output: run() would allocate and copy the n x n result every time, which
+        # is memory traffic, not MACs.
+        binding = session.io_binding()
+        binding.bind_cpu_input("A", a)
+        out = ort.OrtValue.ortvalue_from_numpy(np.empty((n, n), np.float32))
+        binding.bind_ortvalue_output("C", out)
+
+        def run() -> float:
+            start = time.perf_counter()
+            session.run_with_iobinding(binding)
+            return time.perf_counter() - start
+
+        return Gemm(run)
+
+    operator_profiler = "ONNX Runtime's own profiler"
+
+    def operator_profile(self, model: ResolvedModel, settings: RunSettings, options: Any, runs: int) -> OperatorProfile:
+        from convbench.export import export_for_runtime
+
+        return operator_profile(export_for_runtime(model, settings), settings.threads, runs, options)
 
 
-def operator_profile(exported: ExportResult, threads: int, runs: int = 20) -> list[OperatorTime]:
-    """Per-operator-type time from ONNX Runtime's own profiler (``SessionOptions.enable_profiling``).
+def random_operands(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two seeded n x n fp32 matrices: the operands of a peak GEMM."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
+
+
+def matmul_onnx(n: int, b: np.ndarray) -> bytes:
+    """A one-node ONNX model ``C = A @ B`` with ``B`` a constant initializer (as convolution weights are, so a
+    runtime may pre-pack it) and ``A`` the n x n input."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["A", "B"], ["C"])],
+        "gemm",
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [n, n])],
+        [helper.make_tensor_value_info("C", TensorProto.FLOAT, [n, n])],
+        initializer=[numpy_helper.from_array(b, "B")],
+    )
+    # Opset 13 and IR 8: old enough for every ONNX Runtime and OpenVINO release convbench supports.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def operator_profile(
+    exported: ExportResult, threads: int, runs: int = 20, options: OnnxRuntimeOptions | None = None
+) -> OperatorProfile:
+    """Per-operator-type time from ONNX Runtime's own profiler (``SessionOptions.enable_profiling``), with the
+    session options the rows were timed with.
 
     Layout conversions the CPU provider inserts (ReorderInput / ReorderOutput) show up as operators, so
     the table says where a model's time goes beyond its convolutions.
@@ -168,7 +274,7 @@ def operator_profile(exported: ExportResult, threads: int, runs: int = 20) -> li
     if runs < 1:
         raise UserInputError(f"profiling needs at least one run, got {runs}")
     with tempfile.TemporaryDirectory(prefix="convbench-ortprof-") as tmp:
-        options = session_options(threads)
+        options = session_options(threads, options)
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(tmp) / "profile")
         session = ort.InferenceSession(str(exported.path), options, providers=["CPUExecutionProvider"])
@@ -186,8 +292,15 @@ def operator_profile(exported: ExportResult, threads: int, runs: int = 20) -> li
             nodes[op].add(event["name"])
     # The warm-up run is in the trace too: divide by all runs it holds.
     total = sum(per_type.values())
+    # Every node runs once per inference, so a type's calls per run are its nodes.
     rows = [
         OperatorTime(op, us / (runs + 1) / 1e3, us / total if total else 0.0, len(nodes[op]))
         for op, us in per_type.items()
     ]
-    return sorted(rows, key=lambda r: -r.ms_per_run)
+    rows.sort(key=lambda r: -r.ms_per_run)
+    return OperatorProfile(
+        OnnxRuntimeCPU.operator_profiler,
+        rows,
+        runs,
+        {"nodes per forward pass": float(sum(len(n) for n in nodes.values()))},
+    )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.options import Check, option
-from convbench.runtimes.base import PreparedModel, RunSettings, Runtime, SetupPhases, register_runtime
+from convbench.runtimes.base import Gemm, PreparedModel, RunSettings, Runtime, SetupPhases, register_runtime
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,20 +97,20 @@ def cpu_capabilities() -> tuple[str, ...]:
     return tuple(str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
-def seeded_feed(shape: tuple[int, ...]) -> np.ndarray:
-    """The input ONNX Runtime times with (``convbench.runtimes.onnxruntime.random_feeds``): same seed, same data."""
-    import numpy as np
+def input_dtype(exported: ExportResult) -> Any:
+    """The element type the model's first input takes: a user's ONNX file says (float16, uint8, ...);
+    convbench's own exports take float32."""
+    if exported.exporter != "file":
+        return "float32"
+    from convbench.models.sources import onnx_input_dtype
 
-    return np.random.default_rng(0).standard_normal(shape, np.float32)
+    return onnx_input_dtype(exported.path)
 
 
 def _reference_output(exported: ExportResult, feed: np.ndarray, threads: int) -> np.ndarray:
-    import onnxruntime as ort
+    from convbench.runtimes.onnxruntime import reference_session
 
-    from convbench.runtimes.onnxruntime import session_options
-
-    session = ort.InferenceSession(str(exported.path), session_options(threads), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: feed})[0]
+    return reference_session(exported.path, threads)(feed)[0]
 
 
 def parity(
@@ -154,6 +154,8 @@ class OpenVINOModel(PreparedModel):
     ) -> None:
         import openvino as ov
 
+        from convbench.models.inputs import seeded_input
+
         self.exported = exported
         self.options = options
         self.precision = settings.precision
@@ -168,7 +170,7 @@ class OpenVINOModel(PreparedModel):
                 model.reshape({model.inputs[0]: ov.PartialShape(list(exported.input_shape))})
             self.compiled = core.compile_model(model, "CPU", self.config)
             self.request = self.compiled.create_infer_request()
-        self.feed = seeded_feed(exported.input_shape)
+        self.feed = seeded_input(exported.input_shape, input_dtype(exported))
         # The input is set once, sharing the array's memory, so each timed infer() copies nothing in: the
         # request reads the tensor already bound to it ("Synchronous Inference Request", OpenVINO Python API).
         # The request points into this array and the compiled model: both are kept for as long as it is.
@@ -259,6 +261,50 @@ class OpenVINOCPU(Runtime):
                 f"runtime openvino: --ov-streams {options.ov_streams} is more than --threads "
                 f"{settings.threads}; each stream needs at least one thread"
             )
+
+    def version(self) -> str:
+        import openvino as ov
+
+        return ov.get_version()
+
+    def peak_precisions(self, device: str) -> tuple[str, ...]:
+        available = cpu_capabilities()
+        return tuple(p for p, (_, capability) in PRECISIONS.items() if p == "fp32" or capability in available)
+
+    def peak_precision(self, device: str, precision: str, options: Any) -> str | None:
+        return precision if precision in PRECISIONS else None
+
+    def peak_gemm(self, n: int, threads: int, device: str, precision: str) -> Gemm:
+        import openvino as ov
+
+        from convbench.runtimes.onnxruntime import matmul_onnx, random_operands
+
+        a, b = random_operands(n)
+        core = ov.Core()
+        model = core.read_model(matmul_onnx(n, b))
+        # This runtime's own settings; the precision explicitly, since the CPU plugin's default is bf16 on CPUs
+        # with AMX.
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": PRECISIONS[precision][0],
+            "NUM_STREAMS": 1,
+        }
+        compiled = core.compile_model(model, "CPU", config)
+        request = compiled.create_infer_request()
+        tensor = ov.Tensor(a, shared_memory=True)
+        request.set_input_tensor(tensor)
+        # The request points into the operand's memory and the compiled model: both must outlive it, so the timing
+        # function holds them (freed early, the next infer() reads freed memory and crashes).
+        keep = (core, compiled, a, tensor)
+
+        def run() -> float:
+            assert keep
+            start = time.perf_counter()
+            request.infer(share_outputs=True)
+            return time.perf_counter() - start
+
+        return Gemm(run)
 
     def prepare(self, model: ResolvedModel, settings: RunSettings, options: Any) -> PreparedModel:
         from convbench.export import export_for_runtime

@@ -10,10 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from convbench.errors import UserInputError
 from convbench.options import at_least, option, validate
+from convbench.progress import Progress, Silent
 from convbench.runtimes.base import PreparedModel
+from convbench.timing.energy import EnergyCounter, EnergyWindow, NoCounter, energy_window
 
 
 @dataclass(frozen=True)
@@ -35,27 +38,14 @@ class TimingSettings:
         0.75, "Measured seconds per model and trial (at least this long).", check=at_least(0), in_key=False
     )
     block: int = option(5, "Runs of one model in a row before the next model's turn.", check=at_least(1), in_key=False)
+    require_energy: bool = option(
+        False,
+        "Fail (exit 2) where no energy counter exists (RAPL on the CPU, NVML on a GPU) instead of noting it.",
+        in_key=False,
+    )
 
     def validate(self) -> TimingSettings:
         return validate(self)
-
-
-class Progress(Protocol):
-    """What the measuring loop reports; the CLI renders it with rich, tests pass nothing."""
-
-    def phase(self, description: str, total: int | None) -> None: ...
-
-    def advance(self, steps: int = 1) -> None: ...
-
-
-class Silent:
-    """A progress display that shows nothing (library calls and tests)."""
-
-    def phase(self, description: str, total: int | None) -> None:
-        pass
-
-    def advance(self, steps: int = 1) -> None:
-        pass
 
 
 @dataclass
@@ -67,6 +57,8 @@ class Measurement:
     samples: list[float] = field(default_factory=list)
     peak_mb: float = float("nan")  # the process's peak resident memory (MiB) during this model's first run and warm-up
     window: Any = None  # convbench.noise.WindowSignals of the interleaved measured runs (shared by all models)
+    energy: EnergyWindow | None = None  # the energy window after the measured runs, where a counter exists
+    energy_note: str = ""  # "energy: not available (<reason>)" where none does
 
 
 def measure(
@@ -79,13 +71,45 @@ def measure(
 
     ``first_runs`` holds first-inference times already taken by the caller (who may have run each model
     once to catch out-of-memory errors early); those models are not run a first time again.
-    """
-    from convbench.timing import memory
-    from convbench.timing.noise import timed_window
 
+    Energy (``convbench.timing.energy``): after the measured runs, each model with an energy counter runs back
+    to back for at least a second more, outside its samples, with the counter read around; without a counter
+    its ``energy_note`` says why, or with ``require_energy`` that is an error before anything runs.
+    """
     progress = progress or Silent()
     timing.validate()
     first_runs = first_runs or {}
+    counters = _energy_counters(models, timing.require_energy)
+    try:
+        return _measure(models, timing, progress, first_runs, counters)
+    finally:
+        for counter in counters.values():
+            if not isinstance(counter, NoCounter):
+                counter.close()
+
+
+def _energy_counters(models: Mapping[str, PreparedModel], required: bool) -> dict[str, EnergyCounter | NoCounter]:
+    counters: dict[str, EnergyCounter | NoCounter] = {}
+    for name, model in models.items():
+        counters[name] = counter = model.energy_counter()
+        if required and isinstance(counter, NoCounter):
+            for opened in counters.values():
+                if not isinstance(opened, NoCounter):
+                    opened.close()
+            raise UserInputError(f"--require-energy: {counter.note}")
+    return counters
+
+
+def _measure(
+    models: Mapping[str, PreparedModel],
+    timing: TimingSettings,
+    progress: Progress,
+    first_runs: Mapping[str, float],
+    counters: Mapping[str, EnergyCounter | NoCounter],
+) -> dict[str, Measurement]:
+    from convbench.timing import memory
+    from convbench.timing.noise import timed_window
+
     results: dict[str, Measurement] = {}
     for name, model in models.items():
         model.measurement_started()
@@ -102,11 +126,19 @@ def measure(
             if results[name].warmup_runs <= timing.warmup:
                 progress.advance()
         results[name].peak_mb = memory.peak_rss_mb()
+        model.warmup_finished()
 
     label = "measuring " + (" vs ".join(models) if len(models) <= 3 else f"{len(models)} models interleaved")
     progress.phase(label, timing.runs * len(models))
     with timed_window() as window:
         _interleave(models, results, timing, progress)
+    for name, model in models.items():
+        counter = counters[name]
+        if isinstance(counter, NoCounter):
+            results[name].energy_note = counter.note
+        else:
+            progress.phase(f"energy of {name}", None)
+            results[name].energy = energy_window(model.timed_run, counter, min_runs=timing.block)
     for model in models.values():
         model.measurement_finished()
     for m in results.values():

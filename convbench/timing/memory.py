@@ -9,8 +9,8 @@ referenced/soft-dirty bits, which costs page faults later; ``5`` touches only th
 
 Where the reset is refused (a kernel before 4.0, a locked-down ``/proc``, not Linux) the only peak left is the
 lifetime one, ``getrusage(RUSAGE_SELF).ru_maxrss`` (getrusage(2)): never lower than the phase's peak, but it
-includes every earlier phase. ``peak_is_per_phase()`` says which of the two ``peak_rss_mb()`` returns. Where
-neither can be read the answer is NaN; nothing in this module raises.
+includes every earlier phase; ``peak_rss_mb()`` falls back to it after a refused reset. Where neither can be
+read the answer is NaN; nothing in this module raises.
 """
 
 from __future__ import annotations
@@ -66,21 +66,11 @@ def reset_peak() -> None:
         _reset_works = False
 
 
-def peak_is_per_phase() -> bool:
-    """Whether ``peak_rss_mb()`` is the peak since the last ``reset_peak()`` (True) or over the process's life.
-
-    Before any reset this tries one, which is what a caller about to measure a phase does anyway.
-    """
-    if _reset_works is None:
-        reset_peak()
-    return bool(_reset_works) and not math.isnan(_status_kib("VmHWM"))
-
-
 def peak_rss_mb() -> float:
     """The resident-memory high-water mark since the last ``reset_peak()``, in MiB.
 
-    Where the reset is not permitted this is the lifetime peak (see ``peak_is_per_phase``); NaN where neither
-    can be read.
+    Where the last reset was refused (or none was tried) this is the lifetime peak; NaN where neither can be
+    read.
     """
     if _reset_works:
         hwm = _status_kib("VmHWM")

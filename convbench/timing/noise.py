@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from convbench.timing.machine import available_cpu_ids
 from convbench.timing.stats import NOISY_CV, NOISY_DRIFT, drift, mann_whitney_p, summarize
 
 try:
@@ -83,10 +84,7 @@ def _cpu_lines() -> dict[str, list[str]]:
 
 def _our_cpu_rows(lines: dict[str, list[str]]) -> list[list[str]]:
     """/proc/stat rows of the CPUs we may run on: other processes on cores we cannot use do not slow us."""
-    try:
-        names = [f"cpu{i}" for i in sorted(os.sched_getaffinity(0))]
-    except (AttributeError, OSError):
-        names = []
+    names = [f"cpu{i}" for i in available_cpu_ids()]
     if names and all(name in lines for name in names):
         return [lines[name] for name in names]
     return [lines["cpu"]] if "cpu" in lines else []
@@ -193,8 +191,106 @@ def timed_window() -> Iterator[TimedWindow]:
         window.signals = window_signals(window.start, read_counters())
 
 
-def noise_reasons(samples_s: Sequence[float], signals: WindowSignals | None, threads: int, cores: int) -> list[str]:
-    """Why a run's timings should not be trusted, each naming its figure (empty: no sign of noise).
+@dataclass(frozen=True)
+class NoiseReason:
+    """One sign of noise in one trial: which signal (a key of ``SIGNALS``) and its figure (a fraction for
+    ``cv`` and ``drift``, cores for the CPU shares, a rate for ``invol_switches``)."""
+
+    signal: str
+    value: float
+
+    def text(self) -> str:
+        """The one-trial sentence, e.g. "other processes used 1.30 cores during the timed runs"."""
+        return SIGNALS[self.signal].sentence(_figure(self.signal, self.value))
+
+
+@dataclass(frozen=True)
+class _Signal:
+    template: str  # the sentence around one figure, "{}" where the figure (or range of figures) goes
+    unit: str  # "%" for fractions shown as percentages, "" otherwise
+    digits: int  # decimals of the figure
+    signed: bool = False
+
+    def sentence(self, figure: str) -> str:
+        return self.template.format(figure)
+
+
+# In the order a reader should see them: the samples themselves first, then what the machine did.
+SIGNALS: dict[str, _Signal] = {
+    "cv": _Signal(f"CV {{}} > {NOISY_CV:.0%}", "%", 0),
+    "drift": _Signal("median drifted {} between the halves of the run", "%", 0, signed=True),
+    "other_cores": _Signal("other processes used {} cores during the timed runs", "", 2),
+    "steal_cores": _Signal("the hypervisor stole {} cores during the timed runs", "", 2),
+    "own_cores": _Signal("this process got only {} cores of CPU time (descheduled)", "", 2),
+    "invol_switches": _Signal("{} involuntary context switches per second", "", 0),
+}
+_NUMBER = r"([+-]?[0-9]+(?:\.[0-9]+)?)"
+
+
+def _figure(signal: str, value: float) -> str:
+    spec = SIGNALS[signal]
+    scaled = value * 100 if spec.unit == "%" else value
+    return f"{scaled:{'+' if spec.signed else ''}.{spec.digits}f}{spec.unit}"
+
+
+def _span(signal: str, low: float, high: float) -> str:
+    """The figures from ``low`` to ``high`` as "1.28–1.37", or one figure where both round alike; signed figures
+    read "-3% to +6%", so that a minus sign is never taken for the dash of a range."""
+    first, last = _figure(signal, low), _figure(signal, high)
+    if first == last:
+        return first
+    return f"{first} to {last}" if SIGNALS[signal].signed else f"{first.removesuffix(SIGNALS[signal].unit)}–{last}"
+
+
+def parse_reason(text: str) -> NoiseReason | None:
+    """The ``NoiseReason`` a one-trial sentence (``NoiseReason.text``) was written from, or None for any other
+    text. Trials run in worker processes send their reasons back as text; this recovers the figures."""
+    import re
+
+    for signal, spec in SIGNALS.items():
+        pattern = re.escape(spec.sentence("\0")).replace(re.escape("\0"), _NUMBER + re.escape(spec.unit))
+        match = re.fullmatch(pattern, text.strip())
+        if match:
+            value = float(match.group(1))
+            return NoiseReason(signal, value / 100 if spec.unit == "%" else value)
+    return None
+
+
+def summarize_reasons(per_trial: Sequence[Sequence[NoiseReason | str]], n_trials: int | None = None) -> list[str]:
+    """One line per signal over all trials of one model, e.g. "10/10 trials: other processes used 1.28–1.37
+    cores during the timed runs", in ``SIGNALS`` order; empty when no trial had a reason.
+
+    ``per_trial`` holds each trial's reasons (``noise_findings``, or the sentences of ``noise_reasons``, which are
+    parsed back); ``n_trials`` is the number of trials measured (default: ``len(per_trial)``). A sentence that is
+    no known signal's is kept as it is, with the number of trials that gave it.
+    """
+    n_trials = len(per_trial) if n_trials is None else n_trials
+    values: dict[str, list[float]] = {}
+    others: dict[str, int] = {}
+    for reasons in per_trial:
+        seen: set[str] = set()
+        for reason in reasons:
+            found = reason if isinstance(reason, NoiseReason) else parse_reason(reason)
+            if found is None:
+                text = str(reason).strip()
+                if text and text not in seen:
+                    others[text] = others.get(text, 0) + 1
+                    seen.add(text)
+            elif found.signal not in seen:
+                values.setdefault(found.signal, []).append(found.value)
+                seen.add(found.signal)
+    lines = [
+        f"{len(values[s])}/{n_trials} trials: {SIGNALS[s].sentence(_span(s, min(values[s]), max(values[s])))}"
+        for s in SIGNALS
+        if s in values
+    ]
+    return lines + [f"{count}/{n_trials} trials: {text}" for text, count in others.items()]
+
+
+def noise_findings(
+    samples_s: Sequence[float], signals: WindowSignals | None, threads: int, cores: int
+) -> list[NoiseReason]:
+    """Why a run's timings should not be trusted, as (signal, figure) pairs (empty: no sign of noise).
 
     ``threads`` is the number of CPU threads the runtime was asked for; pass 0 when the timed work does not
     run on the CPU (a GPU runtime whose host thread waits on the device), which turns off the check that
@@ -203,22 +299,27 @@ def noise_reasons(samples_s: Sequence[float], signals: WindowSignals | None, thr
     reasons = []
     summary = summarize(samples_s)
     if summary.cv > NOISY_CV:
-        reasons.append(f"CV {summary.cv:.0%} > {NOISY_CV:.0%}")
+        reasons.append(NoiseReason("cv", summary.cv))
     change = drift(samples_s)
     half = len(samples_s) // 2
     # With a trial's 20-odd runs, two halves' medians differ by a few percent by chance alone: drift is a shift
     # larger than NOISY_DRIFT that the halves' ranks also show (Mann–Whitney U, p < DRIFT_SIGNIFICANCE).
     if abs(change) > NOISY_DRIFT and mann_whitney_p(samples_s[:half], samples_s[half:]) < DRIFT_SIGNIFICANCE:
-        reasons.append(f"median drifted {change:+.0%} between the halves of the run")
+        reasons.append(NoiseReason("drift", change))
     if signals is None or not signals.wall_s >= MIN_WINDOW_S:
         return reasons
     # Comparisons with nan are false, so a missing counter raises no flag.
     if signals.other_cores > OTHER_CORES_LIMIT:
-        reasons.append(f"other processes used {signals.other_cores:.2f} cores during the timed runs")
+        reasons.append(NoiseReason("other_cores", signals.other_cores))
     if signals.steal_cores > STEAL_CORES_LIMIT:
-        reasons.append(f"the hypervisor stole {signals.steal_cores:.2f} cores during the timed runs")
+        reasons.append(NoiseReason("steal_cores", signals.steal_cores))
     if threads >= 1 and signals.own_cores < OWN_SHARE_LIMIT:
-        reasons.append(f"this process got only {signals.own_cores:.2f} cores of CPU time (descheduled)")
+        reasons.append(NoiseReason("own_cores", signals.own_cores))
     if threads < cores and signals.invol_switches_per_s > INVOL_SWITCHES_LIMIT:
-        reasons.append(f"{signals.invol_switches_per_s:.0f} involuntary context switches per second")
+        reasons.append(NoiseReason("invol_switches", signals.invol_switches_per_s))
     return reasons
+
+
+def noise_reasons(samples_s: Sequence[float], signals: WindowSignals | None, threads: int, cores: int) -> list[str]:
+    """``noise_findings`` as one sentence each, naming its figure (``summarize_reasons`` reads them back)."""
+    return [reason.text() for reason in noise_findings(samples_s, signals, threads, cores)]

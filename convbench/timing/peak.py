@@ -1,19 +1,24 @@
-"""This machine's attainable multiply-accumulate rate, per runtime and thread count, from one large GEMM.
+"""This machine's attainable multiply-accumulate rate, per runtime, precision and thread count, from one large GEMM.
 
 A model's efficiency is the MAC rate it achieves divided by the rate the same runtime reaches on the most
-favourable workload it has: a large, square, fp32 matrix product, the kernel every vendor tunes first
+favourable workload it has in the precision the model computes in: a large, square matrix product, the kernel
+every vendor tunes first
 (the empirical ceiling of the roofline model; Williams, Waterman and Patterson, "Roofline: An Insightful
 Visual Performance Model for Multicore Architectures", 2009). Measuring it rather than computing it from the
 datasheet (cores x FMA units x vector width x clock) takes in what the runtime's own kernels, the thread
 count, turbo under load and the memory system allow, which is the ceiling a model in that runtime can reach.
 
-Each runtime is measured in itself: ONNX Runtime and OpenVINO run a one-node ``MatMul`` ONNX model (the
-second operand a constant, as convolution weights are, so both may pre-pack it), PyTorch runs
-``torch.matmul`` into a preallocated output. A GEMM of n x n by n x n is n^3 multiply-accumulates. Of several
+Each runtime is measured in itself, and builds its own GEMM (``Runtime.peak_gemm``): ONNX Runtime and OpenVINO
+run a one-node ``MatMul`` ONNX model (the second operand a constant, as convolution weights are, so both may
+pre-pack it), PyTorch runs ``torch.matmul`` into a preallocated output. Precisions: ``fp32`` is IEEE fp32 (on
+CUDA with TF32 off); ``tf32``, ``fp16`` and ``bf16`` use a GPU's tensor cores; on the CPU each runtime offers
+what this CPU runs natively. A row's precision maps to its peak's with ``peak_precision_for`` (amp-fp16 runs
+its convolutions in fp16, so its ceiling is the fp16 GEMM), and ``efficiency`` names the peak it divided by.
+A GEMM of n x n by n x n is n^3 multiply-accumulates. Of several
 repeats the fastest counts: interference (other processes, interrupts, a frequency dip) only ever slows a
 run down, so the best run is the closest estimate of a ceiling (the median would estimate a typical rate).
 
-Results are cached per (CPU or GPU model, runtime, runtime version, threads, device, size) as JSON in
+Results are cached per (CPU or GPU model, runtime, runtime version, threads, device, size, precision) as JSON in
 convbench's cache directory and reused unless ``force``.
 """
 
@@ -25,25 +30,28 @@ import json
 import math
 import os
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from convbench.cache import cache_root
 from convbench.errors import UserInputError
-from convbench.models.registry import _cache_root
+from convbench.runtimes.base import Runtime
+from convbench.timing.machine import available_cores
 
 DEFAULT_SIZE = 2048
 DEFAULT_REPEATS = 7
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the precision is part of the key
 # One GEMM of the smallest size still runs ~1 ms on a fast core, enough for the host clock's resolution.
 MIN_SIZE, MAX_SIZE = 64, 16384
+#: compute precisions a peak GEMM can be measured in: fp32 is IEEE fp32; tf32, fp16 and bf16 run on a GPU's
+#: tensor cores (and bf16 on CPUs with native bfloat16), each where the runtime and the hardware have it.
+PEAK_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
 class PeakResult:
-    """The best fp32 GEMM rate of one runtime on this machine with ``threads`` threads."""
+    """The best GEMM rate of one runtime in one precision on this machine with ``threads`` threads."""
 
     gmacs_per_s: float
     runtime: str
@@ -57,6 +65,7 @@ class PeakResult:
     gpu: str = ""
     repeats: int = DEFAULT_REPEATS
     median_seconds: float = float("nan")
+    precision: str = "fp32"
     measured_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
     @property
@@ -64,167 +73,42 @@ class PeakResult:
         return self.size**3
 
 
-def default_threads() -> int:
-    """The cores this process may run on: the thread budget a benchmark uses unless told otherwise."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+# Runtimes ----------------------------------------------------------------------------------------------------
 
 
-# GEMM timers: each builds its operands once and returns a function timing one product in seconds -------------
+def _runtime(name: str, device: str) -> Any:
+    from convbench.runtimes import runtime_class
+
+    return runtime_class(name, device)()  # unknown runtime, runtime not on this device, not installed
 
 
-@dataclass
-class Gemm:
-    """One runtime's n x n GEMM, built: ``run()`` times one product; ``restore()`` undoes global settings."""
-
-    run: Callable[[], float]
-    restore: Callable[[], None] = lambda: None
+def has_peak(runtime: str, device: str) -> bool:
+    """Whether ``runtime`` on ``device`` has a peak GEMM at all (asks no hardware)."""
+    return type(_runtime(runtime, device)).peak_gemm is not Runtime.peak_gemm
 
 
-def _random_operands(n: int) -> tuple[Any, Any]:
-    import numpy as np
+def __getattr__(name: str) -> Any:
+    # Transitional, until the orchestrator asks has_peak(runtime, device): the runtimes that have a peak GEMM.
+    if name == "GEMMS":
+        from convbench.runtimes import discover
 
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
-
-
-def matmul_onnx(n: int, b: Any) -> bytes:
-    """A one-node ONNX model ``C = A @ B`` with ``B`` a constant initializer and ``A`` the n x n input."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["A", "B"], ["C"])],
-        "gemm",
-        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [n, n])],
-        [helper.make_tensor_value_info("C", TensorProto.FLOAT, [n, n])],
-        initializer=[numpy_helper.from_array(b, "B")],
-    )
-    # Opset 13 and IR 8: old enough for every ONNX Runtime and OpenVINO release convbench supports.
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+        return {key.name for key, cls in discover().items() if cls.peak_gemm is not Runtime.peak_gemm}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _onnxruntime_gemm(n: int, threads: int, device: str) -> Gemm:
-    import numpy as np
-    import onnxruntime as ort
-
-    from convbench.runtimes.onnxruntime import session_options
-
-    a, b = _random_operands(n)
-    session = ort.InferenceSession(matmul_onnx(n, b), session_options(threads), providers=["CPUExecutionProvider"])
-    # IO binding with a preallocated output: run() would allocate and copy the n x n result every time, which
-    # is memory traffic, not MACs.
-    binding = session.io_binding()
-    binding.bind_cpu_input("A", a)
-    out = ort.OrtValue.ortvalue_from_numpy(np.empty((n, n), np.float32))
-    binding.bind_ortvalue_output("C", out)
-
-    def run() -> float:
-        start = time.perf_counter()
-        session.run_with_iobinding(binding)
-        return time.perf_counter() - start
-
-    return Gemm(run)
-
-
-def _openvino_gemm(n: int, threads: int, device: str) -> Gemm:
-    import openvino as ov
-
-    a, b = _random_operands(n)
-    core = ov.Core()
-    model = core.read_model(matmul_onnx(n, b))
-    # The runtime's own settings (convbench.runtimes.openvino): fp32 explicitly, since the CPU plugin's
-    # default precision is bf16 on CPUs with AMX.
-    compiled = core.compile_model(
-        model,
-        "CPU",
-        {
-            "INFERENCE_NUM_THREADS": threads,
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": "f32",
-            "NUM_STREAMS": 1,
-        },
-    )
-    request = compiled.create_infer_request()
-    tensor = ov.Tensor(a, shared_memory=True)
-    request.set_input_tensor(tensor)
-    # The request points into the operand's memory and the compiled model: both must outlive it, so the timing
-    # function holds them (freed early, the next infer() reads freed memory and crashes).
-    keep = (core, compiled, a, tensor)
-
-    def run() -> float:
-        assert keep
-        start = time.perf_counter()
-        request.infer(share_outputs=True)
-        return time.perf_counter() - start
-
-    return Gemm(run)
-
-
-def _torch_gemm(n: int, threads: int, device: str) -> Gemm:
-    import torch
-
-    a, b = (torch.from_numpy(x).to(device) for x in _random_operands(n))
-    out = torch.empty((n, n), device=device)
-    if device == "cuda":
-        # TF32 would multiply at reduced precision; the peak is fp32's, as the models are timed by default.
-        allow = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False
-        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-        def run_cuda() -> float:
-            begin.record()
-            torch.matmul(a, b, out=out)
-            end.record()
-            end.synchronize()
-            return begin.elapsed_time(end) / 1e3
-
-        return Gemm(run_cuda, lambda: setattr(torch.backends.cuda.matmul, "allow_tf32", allow))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-
-    def run() -> float:
-        with torch.inference_mode():
-            start = time.perf_counter()
-            torch.matmul(a, b, out=out)
-            return time.perf_counter() - start
-
-    return Gemm(run, lambda: torch.set_num_threads(previous))
-
-
-GEMMS: dict[str, Callable[[int, int, str], Gemm]] = {
-    "onnxruntime": _onnxruntime_gemm,
-    "openvino": _openvino_gemm,
-    "torch": _torch_gemm,
-}
-
-
-def runtime_version(runtime: str) -> str:
-    if runtime == "openvino":
-        import openvino as ov
-
-        return ov.get_version()
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(runtime)
-    except PackageNotFoundError:
-        return ""
-
-
-def _gpu_name(device: str) -> str:
-    if device != "cuda":
-        return ""
-    import torch
-
-    return torch.cuda.get_device_name()
+def peak_precision_for(runtime: str, device: str, precision: str, options: Any = None) -> str | None:
+    """The peak precision (fp32, tf32, fp16, bf16) whose GEMM is the ceiling of rows run by ``runtime`` on
+    ``device`` in ``precision`` with the runtime's ``options`` (e.g. torch on cuda: amp-fp16 -> fp16, fp32 with
+    ``--tf32`` -> tf32); ``None`` where the runtime measures no peak for it."""
+    return _runtime(runtime, device).peak_precision(device, precision, options)
 
 
 # Cache -------------------------------------------------------------------------------------------------------
 
 
-def _cache_path(cpu: str, gpu: str, runtime: str, version: str, threads: int, device: str, size: int) -> Path:
+def _cache_path(
+    cpu: str, gpu: str, runtime: str, version: str, threads: int, device: str, size: int, precision: str
+) -> Path:
     key = json.dumps(
         {
             "cpu": cpu,
@@ -234,12 +118,13 @@ def _cache_path(cpu: str, gpu: str, runtime: str, version: str, threads: int, de
             "threads": threads,
             "device": device,
             "size": size,
+            "precision": precision,
             "v": CACHE_VERSION,
         },
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return _cache_root() / "peak" / f"{runtime}-{device}-t{threads}-n{size}-{digest}.json"
+    return cache_root() / "peak" / f"{runtime}-{device}-{precision}-t{threads}-n{size}-{digest}.json"
 
 
 def _read_cache(path: Path) -> PeakResult | None:
@@ -267,20 +152,30 @@ def _write_cache(path: Path, result: PeakResult) -> None:
 # Public API --------------------------------------------------------------------------------------------------
 
 
-def check_inputs(runtime: str, threads: int, device: str, size: int, repeats: int) -> None:
-    """Refuse bad input before anything is built: unknown runtime or device, absent GPU, odd sizes."""
-    from convbench.runtimes import check_device, runtime_class
+def check_inputs(runtime: str, threads: int, device: str, size: int, repeats: int, precision: str = "fp32") -> Any:
+    """Refuse bad input before anything is built: unknown runtime or device, absent GPU, a precision the
+    runtime cannot multiply in here, odd sizes. The runtime, ready to build its GEMM."""
+    from convbench.runtimes import check_device
 
-    cls = runtime_class(runtime, device)  # unknown runtime, runtime not on this device, not installed
-    if cls.name not in GEMMS:
-        raise UserInputError(f"peak has no GEMM for runtime {cls.name!r}; it measures {', '.join(GEMMS)}")
+    instance = _runtime(runtime, device)
+    if type(instance).peak_gemm is Runtime.peak_gemm:
+        raise UserInputError(f"peak: runtime {instance.name!r} has no peak GEMM")
     check_device(device)  # cuda without a GPU
+    if precision not in PEAK_PRECISIONS:
+        raise UserInputError(f"--precision must be one of {', '.join(PEAK_PRECISIONS)}, got {precision!r}")
+    available = instance.peak_precisions(device)
+    if precision not in available:
+        raise UserInputError(
+            f"peak --precision {precision}: runtime {instance.name} on {device} here multiplies in "
+            f"{', '.join(available) or 'no precision'}"
+        )
     if threads < 1:
         raise UserInputError(f"--threads must be at least 1, got {threads}")
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise UserInputError(f"--size must be between {MIN_SIZE} and {MAX_SIZE}, got {size}")
     if repeats < 1:
         raise UserInputError(f"repeats must be at least 1, got {repeats}")
+    return instance
 
 
 def measure_peak(
@@ -290,23 +185,24 @@ def measure_peak(
     size: int = DEFAULT_SIZE,
     repeats: int = DEFAULT_REPEATS,
     force: bool = False,
+    precision: str = "fp32",
 ) -> PeakResult:
-    """The best fp32 GEMM rate (GMAC/s) of ``runtime`` on ``device`` with ``threads`` threads, cached."""
-    from convbench.results.files import _cpu_model
+    """The best GEMM rate (GMAC/s) of ``runtime`` on ``device`` in ``precision`` with ``threads`` threads, cached."""
+    from convbench.results.files import cpu_model
     from convbench.runtimes import DEFAULT_RUNTIME
 
     runtime = runtime or DEFAULT_RUNTIME.get(device, "onnxruntime")
-    threads = default_threads() if threads is None else threads
-    check_inputs(runtime, threads, device, size, repeats)
-    cpu, gpu, version = _cpu_model(), _gpu_name(device), runtime_version(runtime)
-    path = _cache_path(cpu, gpu, runtime, version, threads, device, size)
+    threads = available_cores() if threads is None else threads
+    instance = check_inputs(runtime, threads, device, size, repeats, precision)
+    cpu, gpu, version = cpu_model(), instance.device_name(device), instance.version()
+    path = _cache_path(cpu, gpu, runtime, version, threads, device, size, precision)
     if not force:
         cached = _read_cache(path)
         if cached is not None:
             return cached
     from convbench.timing.noise import OTHER_CORES_LIMIT, timed_window
 
-    gemm = GEMMS[runtime](size, threads, device)
+    gemm = instance.peak_gemm(size, threads, device, precision)
     try:
         gemm.run()  # the first product pays for first-touch page faults, packing and thread start-up
         with timed_window() as window:
@@ -330,14 +226,16 @@ def measure_peak(
         gpu=gpu,
         repeats=repeats,
         median_seconds=seconds[len(seconds) // 2],
+        precision=precision,
     )
     if not disturbed:
         _write_cache(path, result)
     return result
 
 
-def efficiency(gmacs: float, median_ms: float, batch_size: int, peak: PeakResult) -> dict[str, float]:
-    """The MAC rate a model achieved and its fraction of the runtime's GEMM peak.
+def efficiency(gmacs: float, median_ms: float, batch_size: int, peak: PeakResult) -> dict[str, Any]:
+    """The MAC rate a model achieved and its fraction of the runtime's GEMM peak, with the precision of that
+    peak (``peak_precision``: measure it with ``peak_precision_for`` the row's own precision).
 
     ``gmacs`` is per image (as convbench counts it, at batch 1), so a batch does ``gmacs * batch_size``.
     NaN where the latency or the count is missing or not positive.
@@ -346,4 +244,9 @@ def efficiency(gmacs: float, median_ms: float, batch_size: int, peak: PeakResult
     valid = all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in (gmacs, median_ms, batch_size))
     achieved = gmacs * batch_size / (median_ms / 1e3) if valid else nan
     fraction = achieved / peak.gmacs_per_s if valid and peak.gmacs_per_s > 0 else nan
-    return {"achieved_gmacs_per_s": achieved, "peak_gmacs_per_s": peak.gmacs_per_s, "peak_fraction": fraction}
+    return {
+        "achieved_gmacs_per_s": achieved,
+        "peak_gmacs_per_s": peak.gmacs_per_s,
+        "peak_fraction": fraction,
+        "peak_precision": peak.precision,
+    }

@@ -17,6 +17,9 @@ NOISY_DRIFT = 0.05  # first vs second half of the run: medians differing by more
 SIGNIFICANCE = 0.05
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
+# Below this many trials the interval over trials is t-based (``_small_n_interval``), not bootstrapped: the
+# two-level bootstrap's top level has only n^n / n! distinct draws there and sees (n-1)/n of the variance.
+SMALL_N_TRIALS = 5
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,6 @@ class LatencySummary:
     p99_ms: float
     iqr_ms: float
     cv: float
-
-    @property
-    def noisy(self) -> bool:
-        return self.cv > NOISY_CV
 
 
 def summarize(samples_s: Sequence[float]) -> LatencySummary:
@@ -246,8 +245,12 @@ def hierarchical_speedup(
     session (both models interleaved in it), so both models get the same trial indices: an effect that hits
     both models in a session cancels in the ratio instead of widening the interval.
 
-    With few trials the top-level draw can only produce a handful of combinations, so the interval is coarse;
-    the two levels of resampling make it conservative rather than too narrow (as the paper reports).
+    The bootstrap is not conservative with few trials: its top level estimates the between-trial variance
+    with divisor n instead of n - 1 (so it sees (n-1)/n of it) and draws from only a few distinct
+    combinations (3 with two trials). From ``SMALL_N_TRIALS`` trials on, the within-trial resampling, which
+    counts that noise a second time, roughly makes up for it (``tests/test_stats.py`` checks coverage at 8
+    trials). Below it, 2 to 4 trials, the interval is instead Student's t on the per-trial log speed-ups
+    (``_small_n_interval``): valid for any number of trials from two, and as wide as two trials honestly allow.
 
     A trial in which either model has no samples carries no pairing and is dropped. A single trial falls
     back to ``speedup`` (within-session bootstrap and U-test), so one-trial results are unchanged.
@@ -271,6 +274,8 @@ def hierarchical_speedup(
             return Speedup(one.ratio, one.low, one.high, one.p_value, trial_low=one.ratio, trial_high=one.ratio)
         ratio = float(np.median(np.concatenate(base)) / np.median(np.concatenate(cand)))
         trial_range = {"trial_low": min(per_trial), "trial_high": max(per_trial), "n_trials": len(pairs)}
+        if len(pairs) < SMALL_N_TRIALS:
+            return _small_n_speedup(ratio, base, cand, trial_range)
         trial_rng, base_rng, cand_rng = np.random.default_rng(seed).spawn(3)
         trial_idx = trial_rng.integers(0, len(pairs), size=(resamples, len(pairs)))
         ratios = _pooled_median_resamples(base, trial_idx, base_rng) / _pooled_median_resamples(
@@ -291,8 +296,9 @@ def hierarchical_median_interval(trials: Sequence[Sequence[float]], seed: int = 
     """Two-level bootstrap 95% interval of one model's median latency over trials, in milliseconds.
 
     The same resampling as ``hierarchical_speedup`` (trials, then samples within them), so the interval
-    reflects how much the median moves between sessions, not only within one. A single trial falls back to
-    ``median_interval`` so one-trial results are unchanged.
+    reflects how much the median moves between sessions, not only within one; with 2 to 4 trials it is
+    Student's t on the per-trial log medians instead (see ``hierarchical_speedup``). A single trial falls back
+    to ``median_interval`` so one-trial results are unchanged.
     """
     arrays = [a * 1e3 for a in _trial_arrays(trials) if a.size]
     if not arrays:
@@ -303,6 +309,72 @@ def hierarchical_median_interval(trials: Sequence[Sequence[float]], seed: int = 
     if pooled.size < 2 or np.ptp(pooled) == 0:
         value = float(np.median(pooled))
         return value, value
+    if len(arrays) < SMALL_N_TRIALS:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = [np.log(a) for a in arrays]
+            centre, half, _ = _small_n_interval(
+                np.array([np.median(x) for x in logs]), np.array([_log_median_se(x) ** 2 for x in logs])
+            )
+        value = float(np.median(pooled))
+        if not math.isfinite(centre + half):  # a zero or negative latency: no log scale
+            return float("nan"), float("nan")
+        return min(value, math.exp(centre - half)), max(value, math.exp(centre + half))
     trial_rng, sample_rng = np.random.default_rng(seed).spawn(2)
     trial_idx = trial_rng.integers(0, len(arrays), size=(BOOTSTRAP_RESAMPLES, len(arrays)))
     return _percentile_interval(_pooled_median_resamples(arrays, trial_idx, sample_rng))
+
+
+def _log_median_se(log_samples: np.ndarray) -> float:
+    """Standard error of the median of ``log_samples`` from its distribution-free 95% interval, the order
+    statistics n/2 -/+ 1.96 sqrt(n)/2 (binomial normal approximation), divided by 2 x 1.96; 0 for one sample."""
+    n = log_samples.size
+    if n < 2:
+        return 0.0
+    x = np.sort(log_samples)
+    reach = 1.96 * math.sqrt(n) / 2.0
+    low = max(0, math.floor(n / 2.0 - reach) - 1)  # 1-based order statistics -> 0-based indices
+    high = min(n - 1, math.ceil(n / 2.0 + reach) - 1)
+    return float(x[high] - x[low]) / (2 * 1.96)
+
+
+def _small_n_interval(values: np.ndarray, within_var: np.ndarray) -> tuple[float, float, float]:
+    """(mean, half-width, p-value against 0) of Student's t interval for the mean of per-trial ``values``.
+
+    Each value's spread between trials already contains its within-trial noise, so the sample variance alone
+    estimates the variance of the mean without bias and the t quantile with n - 1 degrees of freedom makes the
+    interval exact for normal values whatever n (here log medians, near normal for a trial's dozens of runs).
+    Two trials that agree by chance would give a near-zero width, which their within-trial noise
+    (``within_var``, each value's squared standard error) rules out: the variance used is never below its mean.
+    That floor only widens the interval, so it stays valid.
+    """
+    from scipy import stats as sps
+
+    n = values.size
+    mean = float(values.mean())
+    variance = max(float(values.var(ddof=1)), float(within_var.mean())) / n
+    if not variance > 0:  # identical trials without spread inside them: the value itself, p = 1 unless it moved
+        return mean, 0.0, 1.0 if mean == 0 else 0.0
+    quantile = float(sps.t.ppf(0.5 + CONFIDENCE / 2.0, n - 1))
+    t_stat = mean / math.sqrt(variance)
+    p_value = float(2.0 * sps.t.sf(abs(t_stat), n - 1))
+    return mean, quantile * math.sqrt(variance), p_value
+
+
+def _small_n_speedup(
+    ratio: float, base: list[np.ndarray], cand: list[np.ndarray], trial_range: dict[str, float | int]
+) -> Speedup:
+    """``hierarchical_speedup`` for 2 to 4 trials: Student's t on the per-trial log speed-ups (paired, so a
+    session effect on both models cancels), widened where needed to contain the pooled ``ratio``."""
+    nan = float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_base = [np.log(a) for a in base]
+        log_cand = [np.log(b) for b in cand]
+        values = np.array([np.median(a) - np.median(b) for a, b in zip(log_base, log_cand, strict=True)])
+        within = np.array(
+            [_log_median_se(a) ** 2 + _log_median_se(b) ** 2 for a, b in zip(log_base, log_cand, strict=True)]
+        )
+    if not np.isfinite(values).all() or not np.isfinite(within).all():  # a zero latency: no log scale
+        return Speedup(ratio, nan, nan, **trial_range)
+    centre, half, p_value = _small_n_interval(values, within)
+    low, high = math.exp(centre - half), math.exp(centre + half)
+    return Speedup(ratio, min(low, ratio), max(high, ratio), p_value, **trial_range)
