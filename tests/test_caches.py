@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ast
 import json
-import multiprocessing
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -255,24 +256,30 @@ def test_a_truncated_export_is_exported_again(own_cache, tiny_model, capsys):
     assert export_module.export_onnx(tiny_model, exporter="torchscript").cached
 
 
-def _export_in_child(model: str, barrier, results) -> None:
-    barrier.wait()
-    result = export_module.export_onnx(model, exporter="torchscript")
-    results.put(str(result.path))
+EXPORT_IN_CHILD = """
+import sys, time
+from pathlib import Path
+from convbench.export import export_onnx
+print("ready", flush=True)
+while not Path(sys.argv[2]).exists():  # both start exporting at once
+    time.sleep(0.01)
+print(export_onnx(sys.argv[1], exporter="torchscript").path, flush=True)
+"""
 
 
 @pytest.mark.slow
 def test_two_processes_exporting_one_model_share_one_whole_entry(own_cache, tiny_model):
     """Fails with the old rmtree + os.replace: the second process hit ENOTEMPTY or removed the first's entry."""
-    context = multiprocessing.get_context("fork")
-    barrier, results = context.Barrier(2), context.Queue()
-    workers = [context.Process(target=_export_in_child, args=(tiny_model, barrier, results)) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(300)
-    assert [w.exitcode for w in workers] == [0, 0]
-    paths = {results.get(timeout=5), results.get(timeout=5)}
+    go = own_cache.parent / "go"
+    # Fresh interpreters, not forks: a fork of a process that has run torch can deadlock in its thread pool.
+    command = [sys.executable, "-c", EXPORT_IN_CHILD, tiny_model, str(go)]
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    go.write_text("")
+    outputs = [child.communicate(timeout=300)[0] for child in children]
+    assert [c.returncode for c in children] == [0, 0]
+    paths = {out.strip() for out in outputs}
     assert len(paths) == 1
     entry = Path(paths.pop()).parent
     onnx.checker.check_model(str(entry / "model.onnx"))

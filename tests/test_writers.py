@@ -42,7 +42,7 @@ def _append_rows(path: str, writer: int, barrier) -> None:
 
 
 def _run_writers(path: Path, target, count: int) -> None:
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(count)
     workers = [context.Process(target=target, args=(str(path), n, barrier)) for n in range(count)]
     for worker in workers:
@@ -123,7 +123,7 @@ def test_a_lock_held_too_long_is_one_line_naming_the_file_and_the_holder(tmp_pat
     """Fails if a writer waits forever, overwrites the holder's work, or cannot say who holds the lock."""
     path = tmp_path / "run.csv"
     write_rows(path, [_row(0, 0, 0)])
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")
     ready, release = context.Event(), context.Event()
     holder = context.Process(target=_hold_lock, args=(str(path), ready, release))
     holder.start()
@@ -211,7 +211,7 @@ def test_a_write_that_succeeds_needs_no_rescue(tmp_path, monkeypatch):
 def test_samples_are_written_under_the_same_lock(tmp_path):
     """Fails if write_samples bypasses the lock: a held lock must make it wait (here: time out)."""
     path = tmp_path / "samples.csv"
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")
     ready, release = context.Event(), context.Event()
     holder = context.Process(target=_hold_lock, args=(str(path), ready, release))
     holder.start()

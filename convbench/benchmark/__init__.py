@@ -113,15 +113,19 @@ def _benchmark_plan(
 
 
 def _machine_peak(plan: Plan, progress: Progress | None) -> Any:
-    """The attainable GEMM rate of this runtime and thread budget (``convbench peak``), or None if it has none."""
-    from convbench.timing.peak import GEMMS, measure_peak
+    """The attainable GEMM rate of this runtime and thread budget at the rows' own compute precision
+    (``convbench peak``), or None where the runtime has no GEMM for it."""
+    from convbench.timing.peak import measure_peak, peak_precision_for
 
     backend = plan.backend
-    if backend.runtime not in GEMMS:
+    precision = peak_precision_for(backend.runtime, backend.device, backend.precision, backend.options)
+    if precision is None or precision not in backend.runtime_class().peak_precisions(backend.device):
         return None
     if progress:
-        progress.phase(f"this machine's peak GMAC/s on {backend.runtime} (cached after the first time)", None)
-    return measure_peak(backend.runtime, backend.threads, backend.device)
+        progress.phase(f"this machine's peak {precision} GMAC/s on {backend.runtime} (cached once measured)", None)
+            f"this machine's peak {precision} GMAC/s on {backend.runtime} (cached after the first time)", None
+        )
+    return measure_peak(backend.runtime, backend.threads, backend.device, precision=precision)
 
 
 __all__ = [

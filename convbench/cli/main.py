@@ -10,6 +10,7 @@ module does not import PyTorch: ``--help`` and ``list`` answer at once.
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -227,6 +228,8 @@ def run_and_report(
     samples: list[dict[str, Any]] = []
     with progress_display() as progress:
         rows = sweep(specs, config, progress, samples)
+    command_line = shlex.join(["convbench", *sys.argv[1:]])  # provenance, shown by `convbench report`
+    rows = [{**row, "command": command_line} for row in rows]
     console.print(results_view(rows, f"convbench {command} " + " ".join(models), wide=out.wide))
     for line in noisy_warnings(rows):  # model labels such as name[impl=x] are text, not markup
         err_console.print(line, style="yellow", highlight=False, markup=False)

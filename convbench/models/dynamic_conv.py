@@ -27,11 +27,13 @@ multiply and a ``sum`` over K; we compute the mathematically identical ``spatial
 attention does not depend on k), which needs no ``[B, K, ...]`` temporary and turns the aggregation into the
 same ``aten::mm`` the other two layers use.
 
-The two layers share :class:`KernelBankConv2d` (geometry, temperature, the K-kernel bank and its
-initialisation, the batch-folded convolution); each adds its own attention branch.
+The two layers share :class:`KernelBankConv2d` (the constructor: geometry, temperature, the K-kernel bank and
+its initialisation, the per-kernel bias; the batch-folded convolution); each adds its own attention branch.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -103,37 +105,52 @@ def _resnet_block_convs(model: ResNet, include_downsample: bool) -> list[str]:
 class KernelBankConv2d(nn.Module):
     """A convolution whose kernel is mixed per sample from a bank of K kernels (ODConv and DY-Conv).
 
-    Holds the geometry (as ``nn.Conv2d``), the attention temperature and the bank ``weight`` ``[K, Cout,
-    Cin/g, kh, kw]``, each kernel Kaiming-normal (``fan_out``, ReLU gain) as in the official ODConv code; the
-    DY-Conv paper gives no initialisation and gets the same (our choice). Subclasses build their attention
-    branch right after ``super().__init__()`` and then call :meth:`_init_kernel_bank`: that order (attention
-    first) fixes the order in which a seeded model draws its weights. :meth:`_convolve` runs the mixed
-    kernels as one batch-folded grouped convolution.
+    Takes ``nn.Conv2d``'s arguments plus ``kernel_num`` and the attention ``temperature``; any further keyword
+    arguments are the subclass's attention options, passed to its :meth:`_build_attention`. Holds the
+    geometry, the temperature, the bank ``weight`` ``[K, Cout, Cin/g, kh, kw]`` (each kernel Kaiming-normal,
+    ``fan_out``, ReLU gain, as in the official ODConv code; the DY-Conv paper gives no initialisation and gets
+    the same, our choice) and, with ``bias``, one bias per kernel ``[K, Cout]``. The attention branch is built
+    before the bank: that order fixes the order in which a seeded model draws its weights. :meth:`_convolve`
+    runs the mixed kernels as one batch-folded grouped convolution.
     """
 
     weight: nn.Parameter
+    bias: nn.Parameter | None
+    #: Why a subclass refuses ``bias=True``; None where it takes a per-kernel bias.
+    no_bias_reason: str | None = None
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
         kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int],
-        padding: int | tuple[int, int],
-        dilation: int | tuple[int, int],
-        groups: int,
-        kernel_num: int,
-        temperature: float,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = False,
+        kernel_num: int = 4,
+        temperature: float = 1.0,
+        **attention: Any,
     ) -> None:
+        if bias and self.no_bias_reason:
+            raise ValueError(f"{type(self).__name__} has no bias ({self.no_bias_reason})")
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = pair(kernel_size)
         self.stride, self.padding, self.dilation = pair(stride), pair(padding), pair(dilation)
         self.groups, self.kernel_num = groups, kernel_num
         self.temperature = float(temperature)
+        self._build_attention(**attention)
+        self._init_kernel_bank()
+        self.bias = nn.Parameter(torch.zeros(kernel_num, out_channels)) if bias else None
+
+    def _build_attention(self) -> None:
+        """Build the attention branch from the geometry set so far (subclasses; their keyword options)."""
+        raise NotImplementedError
 
     def _init_kernel_bank(self) -> None:
-        """Create and initialise the bank ``weight``; call it after building the attention branch."""
+        """Create and initialise the bank ``weight`` (after the attention branch)."""
         self.weight = nn.Parameter(
             torch.empty(self.kernel_num, self.out_channels, self.in_channels // self.groups, *self.kernel_size)
         )
@@ -221,29 +238,16 @@ class ODConv2d(KernelBankConv2d):
 
     A 1×1 layer with ``kernel_num == 1`` has no per-sample kernel at all and takes the static fast path
     (official ``_forward_impl_pw1x``): ``conv(x ⊙ α_c, W) ⊙ α_f``, which works at any batch size.
+
+    Arguments: :class:`KernelBankConv2d`'s, and ``reduction`` (the squeeze FC's width, see :class:`ODAttention`).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
-        dilation: int | tuple[int, int] = 1,
-        groups: int = 1,
-        bias: bool = False,
-        kernel_num: int = 4,
-        reduction: float = 0.0625,
-        temperature: float = 1.0,
-    ) -> None:
-        if bias:
-            raise ValueError("ODConv2d has no bias (the official layer has none; BN follows every ODConv)")
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, kernel_num, temperature
+    no_bias_reason = "the official layer has none; BN follows every ODConv"
+
+    def _build_attention(self, reduction: float = 0.0625) -> None:
+        self.attention = ODAttention(
+            self.in_channels, self.out_channels, self.kernel_size, self.groups, self.kernel_num, reduction
         )
-        self.attention = ODAttention(in_channels, out_channels, self.kernel_size, groups, kernel_num, reduction)
-        self._init_kernel_bank()
 
     @property
     def uses_fast_path(self) -> bool:
@@ -332,33 +336,18 @@ class DynamicConv2d(KernelBankConv2d):
       * the attention FCs keep PyTorch's default ``nn.Linear`` initialisation (the paper gives none);
       * inference temperature τ = 1 (training anneals 30 → 1; the reference code's ``temperature`` attribute
         starts at 34, so a freshly built reference model would evaluate at τ = 34).
+
+    Arguments: :class:`KernelBankConv2d`'s, and ``squeeze_ratio`` (the squeeze FC's reduction, 4 in the paper).
+    With ``bias``, each kernel has its own bias, aggregated with the same attention as the kernels (paper §3);
+    the ResNets have none.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
-        dilation: int | tuple[int, int] = 1,
-        groups: int = 1,
-        bias: bool = False,
-        kernel_num: int = 4,
-        squeeze_ratio: int = 4,
-        temperature: float = 1.0,
-    ) -> None:
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, kernel_num, temperature
-        )
-        hidden = max(in_channels // squeeze_ratio, 1)
+    def _build_attention(self, squeeze_ratio: int = 4) -> None:
+        hidden = max(self.in_channels // squeeze_ratio, 1)
         # The paper gives no initialisation for the attention FCs; ours keep PyTorch's nn.Linear default.
-        self.fc1 = nn.Linear(in_channels, hidden, bias=False)
+        self.fc1 = nn.Linear(self.in_channels, hidden, bias=False)
         self.relu = nn.ReLU(inplace=True)
-        self.fc2 = nn.Linear(hidden, kernel_num)
-        self._init_kernel_bank()
-        # Per-kernel bias, aggregated with the same attention as the kernels (paper §3); off in ResNets.
-        self.bias = nn.Parameter(torch.zeros(kernel_num, out_channels)) if bias else None
+        self.fc2 = nn.Linear(hidden, self.kernel_num)
 
     def kernel_attention(self, x: Tensor) -> Tensor:
         """``π`` ``[B, K]``: softmax over the K kernels (rows sum to 1)."""

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from convbench.export import ExportResult
     from convbench.models.spec import ResolvedModel
 
+THREAD_POOLS = ("session", "global")
 OPTIMIZATION_LEVELS = {
     "all": "ORT_ENABLE_ALL",
     "extended": "ORT_ENABLE_EXTENDED",
@@ -48,9 +49,12 @@ class OnnxRuntimeOptions:
         "ONNX Runtime graph optimisation level: all, extended, basic or disabled (onnxruntime runtimes).",
         check=one_of(OPTIMIZATION_LEVELS),
     )
+    # Off by default: models are timed interleaved, each in its own session with its own workers, and a session's
+    # workers keep spinning after its last run, taking the cores the next model's workers need
+    # (benchmarks/thread_defaults.py, results/thread-defaults.csv). With one thread there are no workers.
     ort_spinning: bool = option(
-        True,
-        "Let ONNX Runtime's idle worker threads spin instead of sleeping (onnxruntime).",
+        False,
+        "Let ONNX Runtime's idle worker threads spin instead of sleeping (onnxruntime; per-session pools only).",
         flags=("--ort-spinning/--no-ort-spinning",),
     )
     ort_arena: bool = option(
@@ -61,6 +65,12 @@ class OnnxRuntimeOptions:
     ort_parallel: bool = option(
         False,
         "Run independent graph branches in parallel (ORT_PARALLEL; onnxruntime).",
+    )
+    ort_thread_pool: str = option(
+        "session",
+        "session: each model's session has its own worker threads; global: all sessions of the process share one "
+        "pool, sized once per process (onnxruntime).",
+        check=one_of(THREAD_POOLS),
     )
 
 
@@ -79,7 +89,32 @@ def session_options(threads: int, options: OnnxRuntimeOptions | None = None) -> 
     session.enable_cpu_mem_arena = options.ort_arena
     session.log_severity_level = 3
     session.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.ort_spinning else "0")
+    if options.ort_thread_pool == "global":
+        _size_global_pool(threads, session.inter_op_num_threads)
+        # The thread counts come from the process's pool; ORT refuses a session that also sets its own.
+        session.use_per_session_threads = False
+        session.intra_op_num_threads = session.inter_op_num_threads = 0
     return session
+
+
+#: (intra-op, inter-op) threads of this process's global ONNX Runtime pool, once it has been created.
+_global_pool: tuple[int, int] | None = None
+
+
+def _size_global_pool(intra: int, inter: int) -> None:
+    """Create this process's global thread pool with ``intra`` / ``inter`` threads, or check it has them: ONNX
+    Runtime sizes it once per process and cannot replace it (``set_global_thread_pool_sizes``)."""
+    import onnxruntime as ort
+
+    global _global_pool
+    if _global_pool is None:
+        ort.capi._pybind_state.set_global_thread_pool_sizes(intra, inter)
+        _global_pool = (intra, inter)
+    elif _global_pool != (intra, inter):
+        raise UserInputError(
+            f"--ort-thread-pool global: this process's ONNX Runtime pool already has {_global_pool[0]} intra-op and "
+            f"{_global_pool[1]} inter-op threads and cannot be resized to {intra}/{inter}; use --isolate process"
+        )
 
 
 class ReferenceSession:
@@ -165,6 +200,10 @@ class OnnxRuntimeModel(PreparedModel):
             "intra_op_threads": self.threads,
             "inter_op_threads": self.threads if self.options.ort_parallel else 1,
             **asdict(self.options),
+            # What the workers did between runs: a global pool's threads always spin (ONNX Runtime's Python API
+            # has no setting for it); a session's own spin as --ort-spinning says; one thread has no workers.
+            "ort_workers_spin": self.threads > 1
+            and (self.options.ort_thread_pool == "global" or self.options.ort_spinning),
             "exporter": self.exported.exporter,
             "opset": self.exported.opset,
             "onnx_max_abs_diff": self.exported.max_abs_diff,

@@ -87,15 +87,6 @@ def has_peak(runtime: str, device: str) -> bool:
     return type(_runtime(runtime, device)).peak_gemm is not Runtime.peak_gemm
 
 
-def __getattr__(name: str) -> Any:
-    # Transitional, until the orchestrator asks has_peak(runtime, device): the runtimes that have a peak GEMM.
-    if name == "GEMMS":
-        from convbench.runtimes import discover
-
-        return {key.name for key, cls in discover().items() if cls.peak_gemm is not Runtime.peak_gemm}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def peak_precision_for(runtime: str, device: str, precision: str, options: Any = None) -> str | None:
     """The peak precision (fp32, tf32, fp16, bf16) whose GEMM is the ceiling of rows run by ``runtime`` on
     ``device`` in ``precision`` with the runtime's ``options`` (e.g. torch on cuda: amp-fp16 -> fp16, fp32 with
