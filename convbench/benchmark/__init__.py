@@ -123,8 +123,6 @@ def _machine_peak(plan: Plan, progress: Progress | None) -> Any:
         return None
     if progress:
         progress.phase(f"this machine's peak {precision} GMAC/s on {backend.runtime} (cached once measured)", None)
-            f"this machine's peak {precision} GMAC/s on {backend.runtime} (cached after the first time)", None
-        )
     return measure_peak(backend.runtime, backend.threads, backend.device, precision=precision)
 
 
