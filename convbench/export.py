@@ -440,6 +440,7 @@ def _install(staging: Path, directory: Path, result: ExportResult) -> ExportResu
     with locked(directory):
         theirs = _valid_cached(directory, note=False)
         if theirs is not None:
+            shutil.rmtree(staging, ignore_errors=True)
             return theirs
         if directory.exists():
             aside = directory.with_name(f".damaged-{uuid.uuid4().hex[:8]}-{directory.name}")

@@ -76,16 +76,6 @@ def test_sweep_gives_one_row_per_model_and_combination(monkeypatch):
     assert all(r["verdict"] == "baseline" and r["speedup"] == pytest.approx(1.0) for r in rows[0::2])
 
 
-def test_the_verdict_follows_the_interval():
-    # With real, noisy timings any verdict can come out; whichever does must agree with the interval.
-    rows = benchmark(["resnet18-cifar10", "vgg16-bn-cifar10"], CONFIG)
-    r = rows[1]
-    assert r["speedup_low"] <= r["speedup"] <= r["speedup_high"]
-    expected = "faster" if r["speedup_low"] > 1 else "slower" if r["speedup_high"] < 1 else "no significant difference"
-    assert r["verdict"] == expected and r["significant"] == (expected != "no significant difference")
-    assert rows[0]["verdict"] == "baseline"
-
-
 @pytest.mark.parametrize(("candidate_s", "verdict"), [(0.001, "faster"), (0.004, "slower"), (0.002, None)])
 def test_verdict_follows_known_latencies(monkeypatch, candidate_s, verdict):
     latency = {"resnet18-cifar10": 0.002, "vgg16-bn-cifar10": candidate_s}

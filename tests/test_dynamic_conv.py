@@ -104,6 +104,20 @@ def test_odconv_attention_heads_follow_the_geometry() -> None:
     assert ODConv2d(512, 512, 3, kernel_num=4).attention.fc.out_features == 32
 
 
+def test_each_layer_gets_its_own_attention_option_and_no_other() -> None:
+    """Catches the shared constructor dropping a layer's attention option (``reduction``, ``squeeze_ratio``)
+    or silently accepting the other layer's, and ODConv taking a bias the official layer does not have."""
+    assert ODConv2d(1024, 64, 3, reduction=0.125).attention.fc.out_features == 128
+    assert DynamicConv2d(64, 64, 3, squeeze_ratio=8).fc1.out_features == 8
+    with pytest.raises(TypeError, match="squeeze_ratio"):
+        ODConv2d(64, 64, 3, squeeze_ratio=8)
+    with pytest.raises(TypeError, match="reduction"):
+        DynamicConv2d(64, 64, 3, reduction=0.125)
+    with pytest.raises(ValueError, match="ODConv2d has no bias"):
+        ODConv2d(64, 64, 3, bias=True)
+    assert DynamicConv2d(8, 12, 3, bias=True, kernel_num=4).bias.shape == (4, 12)  # one bias per kernel
+
+
 def test_odconv_pointwise_fast_path_equals_general_path() -> None:
     torch.manual_seed(0)
     layer = ODConv2d(16, 32, 1, kernel_num=1).eval()

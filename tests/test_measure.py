@@ -56,8 +56,3 @@ def test_first_runs_taken_by_the_caller_are_not_repeated():
     )
     assert log == ["a"] * 3  # one warm-up and two measured runs: no first run
     assert results["a"].first_run == 0.5 and results["a"].warmup_runs == 1
-
-
-def test_defaults_are_per_trial():
-    # A benchmark runs several trials, each warming up and measuring for at least this long.
-    assert TimingSettings() == TimingSettings(warmup=5, warmup_time=0.5, runs=15, min_time=0.75, block=5)

@@ -174,10 +174,25 @@ def test_timed_window_fills_signals_even_when_the_block_raises():
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads Linux CPU counters")
-def test_live_counters_are_read():
-    counters = read_counters()
-    assert counters.busy_ticks > 0 and counters.clock_ticks_per_s > 0 and counters.own_cpu_s > 0
-    assert counters.invol_switches >= 0
+def test_cpu_time_this_process_spends_shows_in_its_own_and_its_cores_counters():
+    """Catches own CPU time read from the wrong clock (children's times, wall time) and busy ticks read from the
+    wrong /proc/stat columns or rows: between two snapshots, both grow by the CPU time this process spent
+    (getrusage, read independently), whatever else the machine runs. CPU accounting, not a latency."""
+    import resource
+
+    def used_s() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    start, used_at_start = read_counters(), used_s()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    end, used = read_counters(), used_s() - used_at_start
+    slack = 3 / start.clock_ticks_per_s * max(len(noise._our_cpu_rows(noise._cpu_lines())), 1)  # tick rounding
+    assert end.own_cpu_s - start.own_cpu_s == pytest.approx(used, abs=slack)
+    assert (end.busy_ticks - start.busy_ticks) / start.clock_ticks_per_s >= used - slack
+    assert end.invol_switches >= start.invol_switches
 
 
 # Each busy process stops itself after this long, even if the test is killed before its clean-up.

@@ -47,13 +47,36 @@ def test_efficiency_of_the_gemm_itself_is_at_most_one() -> None:
     assert missing["peak_fraction"] != missing["peak_fraction"]  # NaN, not an exception
 
 
-def test_torch_peak() -> None:
-    assert measure_peak("torch", 1, size=SIZE, repeats=2).gmacs_per_s > 0
+def test_torch_peak_leaves_the_thread_count_as_it_found_it() -> None:
+    """Catches the torch GEMM's set_num_threads leaking into everything timed after the peak in the same
+    process (restore() not undoing it): later torch rows would run on the peak's thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    threads = 1 if before != 1 else 2  # a count the GEMM has to change
+    peak = measure_peak("torch", threads, size=SIZE, repeats=2)
+    assert peak.runtime == "torch" and peak.threads == threads
+    assert torch.get_num_threads() == before
 
 
 @pytest.mark.openvino
-def test_openvino_peak() -> None:
-    assert measure_peak("openvino", 1, size=SIZE, repeats=2).gmacs_per_s > 0
+def test_openvino_peak_compiles_with_the_threads_and_precision_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Catches the OpenVINO GEMM compiled without its thread count (a one-thread peak measured on every core)
+    or without an explicit precision (the CPU plugin's default is bf16 on AMX CPUs: a bf16 rate labelled fp32)."""
+    import openvino as ov
+
+    configs = []
+
+    class RecordingCore(ov.Core):
+        def compile_model(self, model, device, config):  # type: ignore[no-untyped-def]
+            configs.append((device, dict(config)))
+            return super().compile_model(model, device, config)
+
+    monkeypatch.setattr(ov, "Core", RecordingCore)
+    peak = measure_peak("openvino", 1, size=SIZE, repeats=2)
+    assert peak.precision == "fp32" and not peak.cached
+    ((device, config),) = configs
+    assert device == "CPU" and config["INFERENCE_NUM_THREADS"] == 1 and config["INFERENCE_PRECISION_HINT"] == "f32"
 
 
 def test_cuda_without_a_gpu_is_a_user_error() -> None:

@@ -129,7 +129,8 @@ def test_compare_keeps_every_figure_and_the_verdict_whole(width):
         "baseline",
     ):
         assert figure in text
-    assert "two-level bootstrap over 3 trial(s)" in text and "[min–max] over trials" in text
+    # Bug guarded: a caption claiming a bootstrap over 3 trials, where the interval is Student's t (timing.stats).
+    assert "Student's t over 3 trials" in text and "[min–max] over trials" in text
     # A failed row: marked in the table, its message whole below it.
     assert (
         "error" in text

@@ -230,3 +230,19 @@ def test_cli_unwritable_or_wrong_output(tmp_path):
     result = invoke("reproduce", "mod-cifar10", "-o", bad, code=1)
     assert "no 'model' column" in result.stderr
     assert bad.read_text() == "just,some\n1,2\n"
+
+
+def test_every_line_says_how_its_latency_was_taken():
+    """Fails when a batched line's per-image time is not the batch time over the batch, or the convention is
+    not stated (a GPU reproduction at batch 64 would then read as batch-1 latency)."""
+    from convbench.benchmark import BenchmarkConfig
+    from convbench.papers.reproduce import _line, timing_convention
+    from convbench.papers.tables import load_table
+
+    table = load_table("mod-imagenet")
+    row = table.row_for("resnet75-mod")
+    plan = BenchmarkConfig(batch_size=(64,), threads=1).plan()
+    line = _line(table, row, {"model": "resnet75-mod", "median_ms": 128.0, "params_m": 23.1}, plan, {})
+    assert line["timing_convention"] == timing_convention(64) and "64" in line["timing_convention"]
+    assert line["per_image_ms"] == 2.0
+    assert "one image" in timing_convention(1)

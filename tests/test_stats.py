@@ -123,15 +123,19 @@ def test_hierarchical_interval_covers_the_true_ratio_at_about_the_nominal_rate()
     assert covered >= 85
 
 
-def test_one_trial_reproduces_speedup():
+def test_a_trial_where_one_model_has_no_samples_is_dropped_with_its_partner():
+    """Catches such a trial kept (a NaN ratio), or the empty trial dropped from one model's list only, which
+    pairs the remaining trials with the wrong session. Trial 0 is the only complete pair; trials 1 and 2 each
+    miss one model (it failed in that session), so the result is trial 0's alone."""
     from convbench.timing.stats import hierarchical_speedup
 
     rng = np.random.default_rng(12)
     a, b = rng.normal(10, 0.5, 80), rng.normal(9, 0.5, 60)
-    one, plain = hierarchical_speedup([a], [b], seed=3), speedup(a, b, seed=3)
-    assert (one.ratio, one.low, one.high, one.p_value) == (plain.ratio, plain.low, plain.high, plain.p_value)
-    assert one.n_trials == 1 and one.trial_low == one.trial_high == plain.ratio
-    assert one.significant == plain.significant
+    orphans = rng.normal(30, 0.5, 60), rng.normal(5, 0.5, 60)
+    kept = hierarchical_speedup([a, [], orphans[0]], [b, orphans[1], []], seed=3)
+    plain = speedup(a, b, seed=3)
+    assert kept.n_trials == 1
+    assert (kept.ratio, kept.low, kept.high, kept.p_value) == (plain.ratio, plain.low, plain.high, plain.p_value)
 
 
 def test_shared_trial_effect_cancels_in_paired_resampling():

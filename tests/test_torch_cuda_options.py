@@ -17,13 +17,11 @@ import torch
 from torch import nn
 
 from convbench.errors import UserInputError
-from convbench.options import option_fields
-from convbench.runtimes import RunSettings, RuntimeKey, discover, gpu
+from convbench.options import from_mapping
+from convbench.runtimes import RunSettings, gpu, runtime_class
 from convbench.runtimes import torch_cuda as tc
-from convbench.runtimes.torch_cpu import TorchOptions
-from convbench.runtimes.torch_cuda import PRECISIONS, TorchCUDA, TorchCUDAModel, TorchCudaOptions
-
-ALL_PRECISIONS = ("fp32", "fp16", "bf16", "amp-fp16", "amp-bf16")
+from convbench.runtimes.base import SetupPhases
+from convbench.runtimes.torch_cuda import TorchCUDA, TorchCUDAModel, TorchCudaOptions
 
 
 def run_settings(precision="fp32"):
@@ -58,33 +56,43 @@ def restore_backend_flags():
 # Options and the runtime class ------------------------------------------------------------------------------
 
 
-def test_options_extend_the_torch_options_with_the_cuda_ones():
-    options = TorchCudaOptions()
-    assert isinstance(options, TorchOptions)
-    assert (options.channels_last, options.compile) == (False, False)
-    assert (options.tf32, options.cudnn_benchmark, options.cuda_graphs) == (False, True, False)
-    fields = {path[-1]: f for path, f in option_fields(TorchCudaOptions)}
-    for name in ("tf32", "cudnn_benchmark", "cuda_graphs"):
-        assert fields[name].metadata["option"].help.rstrip(".").endswith("(torch, cuda)"), name
-    assert fields["cudnn_benchmark"].metadata["option"].flags == ("--cudnn-benchmark/--no-cudnn-benchmark",)
-    # the compile + graphs decision is stated where users read it
-    assert "reduce-overhead" in fields["cuda_graphs"].metadata["option"].help
-    assert "reduce-overhead" in tc.__doc__
+def test_every_torch_option_and_cuda_flag_can_be_set_from_one_mapping():
+    """Catches TorchCudaOptions losing an option of TorchOptions (--channels-last or --compile would then be
+    refused on cuda) and a CUDA flag that is not declared as an option (not settable from the command line or a
+    run spec): from_mapping refuses any key it does not know."""
+    values = {"channels_last": True, "compile": True, "tf32": True, "cudnn_benchmark": False, "cuda_graphs": True}
+    options = from_mapping(TorchCudaOptions, values)
+    assert {name: getattr(options, name) for name in values} == values
 
 
-def test_runtime_is_registered_for_cuda_with_every_precision_mode():
-    assert discover()[RuntimeKey("torch", "cuda")] is TorchCUDA
-    assert TorchCUDA.name == "torch" and TorchCUDA.devices == ("cuda",) and TorchCUDA.requires == ("torch",)
-    assert TorchCUDA.options_type is TorchCudaOptions
-    assert set(TorchCUDA.precisions) == set(ALL_PRECISIONS) == set(PRECISIONS)
+def test_torch_is_the_runtime_that_runs_on_cuda_by_default():
+    """Catches the CUDA runtime registered for the wrong device, or another default for --device cuda."""
+    assert runtime_class(None, "cuda") is TorchCUDA and runtime_class("torch", "cuda") is TorchCUDA
 
 
-def test_cast_modes_convert_the_weights_and_amp_modes_autocast_fp32_weights():
-    assert PRECISIONS["fp32"] == ("float32", None)
-    assert PRECISIONS["fp16"] == ("float16", None)
-    assert PRECISIONS["bf16"] == ("bfloat16", None)
-    assert PRECISIONS["amp-fp16"] == ("float32", "float16")
-    assert PRECISIONS["amp-bf16"] == ("float32", "bfloat16")
+@pytest.mark.parametrize(
+    ("precision", "autocast"),
+    [("fp32", None), ("fp16", None), ("bf16", None), ("amp-fp16", torch.float16), ("amp-bf16", torch.bfloat16)],
+)
+def test_only_the_amp_modes_run_under_autocast_and_each_in_its_own_dtype(monkeypatch, precision, autocast):
+    """Catches autocast around a model already cast to half (fp16/bf16), an amp mode run without autocast
+    (plain fp32), and the two amp dtypes swapped. torch.autocast is recorded, so no GPU is needed."""
+    entered = []
+
+    class Recorded:
+        def __init__(self, device_type, dtype):
+            entered.append((device_type, dtype))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(torch, "autocast", Recorded)
+    model = bare_model(precision=precision, module=nn.Identity(), input=torch.ones(1), _grad_mode=torch.no_grad)
+    model._forward()
+    assert entered == ([] if autocast is None else [("cuda", autocast)])
 
 
 # check() ----------------------------------------------------------------------------------------------------
@@ -134,10 +142,35 @@ def test_check_refuses_tf32_where_the_gpu_has_none(monkeypatch):
     TorchCUDA().check(run_settings(), TorchCudaOptions(tf32=True))
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "amp-fp16"])
-def test_compile_with_cuda_graphs_is_accepted(precision):
-    # Decision: supported through torch.compile(mode="reduce-overhead"), not refused.
-    TorchCUDA().check(run_settings(precision), TorchCudaOptions(compile=True, cuda_graphs=True))
+@pytest.mark.parametrize(("cuda_graphs", "mode"), [(True, "reduce-overhead"), (False, "default")])
+def test_compile_with_cuda_graphs_lets_torch_compile_record_the_graphs(
+    monkeypatch, restore_backend_flags, cuda_graphs, mode
+):
+    """Catches --compile --cuda-graphs refused, compiled in default mode (then no graphs at all), or captured by
+    hand on top of what torch.compile runs: the decision is torch.compile(mode="reduce-overhead"), whose CUDA
+    Graph Trees record and replay. The GPU calls of setup are replaced; the model runs on the CPU."""
+    compiled = []
+
+    def compile(module, mode):
+        compiled.append(mode)
+        return module
+
+    monkeypatch.setattr(torch, "compile", compile)
+    monkeypatch.setattr(tc, "_live_compiled", 0)  # restored afterwards: no compiled model is left alive
+    monkeypatch.setattr(
+        tc, "build_module_and_input", lambda model, settings, phases: (small_model(), torch.ones(1, 3, 8, 8))
+    )
+    monkeypatch.setattr(tc, "place", lambda module, x, device, precision, channels_last: (module, x))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *args: 0)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *args: None)
+    monkeypatch.setattr(torch.cuda, "Event", lambda **kwargs: None)
+    monkeypatch.setattr(TorchCUDAModel, "_capture", lambda self: pytest.fail("captured by hand under torch.compile"))
+    options = TorchCudaOptions(compile=True, cuda_graphs=cuda_graphs)
+    TorchCUDA().check(run_settings(), options)
+    model = bare_model(options, phases=SetupPhases())
+    model._setup(None, run_settings(), options)
+    assert compiled == [mode]
+    assert model.graph is None and model.call == model._forward  # each timed call goes through the compiled code
 
 
 def test_prepare_checks_before_building(monkeypatch):

@@ -23,7 +23,7 @@ from convbench.benchmark.stopping import run_trials
 from convbench.benchmark.trials import run_trial
 from convbench.counting.macs import CountResult, count
 from convbench.errors import ConvbenchError, UserInputError
-from convbench.models.spec import ModelSpec, ResolvedModel, as_spec, resolve_model
+from convbench.models.spec import ModelSpec, ResolvedModel, as_spec
 from convbench.options import validate
 from convbench.progress import Progress
 from convbench.runtimes import check_device
@@ -71,7 +71,7 @@ def resolve_for(specs: Sequence[str | ModelSpec], plan: Plan) -> list[ResolvedMo
     specs = [as_spec(m) for m in specs]
     if len({s.label for s in specs}) != len(specs):
         raise UserInputError("each model may be given only once")
-    resolved = [resolve_model(s, resolution=plan.workload.resolution) for s in specs]
+    resolved = [plan.resolve(s) for s in specs]
     cls = plan.backend.runtime_class
     for model in resolved:
         if model.is_onnx and not cls.runs_onnx:

@@ -39,7 +39,7 @@ from convbench.runtimes import DEFAULT_RUNTIME, DEVICES, RunSettings, runtime_cl
 from convbench.timing.measure import TimingSettings
 
 if TYPE_CHECKING:
-    from convbench.models.spec import ResolvedModel
+    from convbench.models.spec import ModelSpec, ResolvedModel
 
 ISOLATION = ("process", "session")
 #: A worker that has not answered after this long is stopped: a hung runtime must not hang a sweep forever.
@@ -260,6 +260,15 @@ class Plan:
     settings_key: str
     #: the request it came from, for the row's record of every option.
     request: BenchmarkConfig
+
+    def resolve(self, spec: ModelSpec) -> ResolvedModel:
+        """``spec`` as this plan builds it: at its resolution, with its family's defaults for this runtime and
+        device (e.g. the implementation measured best there), so the parent and every worker build the same."""
+        from convbench.models.spec import resolve_model
+
+        return resolve_model(
+            spec, resolution=self.workload.resolution, runtime=self.backend.runtime, device=self.backend.device
+        )
 
     def run_settings(self, model: ResolvedModel) -> RunSettings:
         """What the runtime receives for ``model``: its input shape at this point, and the thread budget."""

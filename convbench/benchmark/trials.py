@@ -20,7 +20,7 @@ from typing import Any
 
 from convbench.benchmark.plan import Plan, available_cores
 from convbench.errors import ConvbenchError
-from convbench.models.spec import ModelSpec, ResolvedModel, resolve_model
+from convbench.models.spec import ModelSpec, ResolvedModel
 from convbench.progress import Progress
 from convbench.timing.measure import measure
 
@@ -107,8 +107,7 @@ class TrialJob:
     order: tuple[int, ...]
 
     def run(self) -> list[ModelTrial]:
-        resolution = self.plan.workload.resolution
-        models = [resolve_model(s, resolution=resolution) for s in self.models]
+        models = [self.plan.resolve(s) for s in self.models]
         return run_trial(models, self.plan, self.order)
 
 

@@ -25,7 +25,7 @@ from convbench.cli.evaluate import evaluate_command
 from convbench.cli.hardware import analyze_command, peak_command
 from convbench.cli.report import report_command
 from convbench.errors import ConvbenchError, UserInputError
-from convbench.models.spec import ModelOptions, resolve_model
+from convbench.models.spec import ModelOptions
 from convbench.options import Uses, option, takes
 
 app = typer.Typer(
@@ -258,25 +258,24 @@ def _check_operator_profiler(config: BenchmarkConfig) -> None:
 def _print_operator_profiles(rows: list[dict[str, Any]], specs: list[Any], config: BenchmarkConfig) -> None:
     """Each measured row's time per operator type, from its runtime's own profiler (``Runtime.operator_profile``)."""
     from convbench.results.console import console, operator_table, progress_display
-    from convbench.runtimes import RunSettings
 
-    backend = config.plans()[0].backend  # the same runtime, options and threads at every batch size
-    runtime = backend.runtime_class()
+    plans = config.plans()
+    runtime = plans[0].backend.runtime_class()
     by_label = {s.label: s for s in specs}
     for row in rows:
         if row.get("error") or row["model"] not in by_label:
             continue
-        model = resolve_model(by_label[row["model"]], resolution=row["resolution"])
-        settings = RunSettings(
-            device=backend.device,
-            threads=row["threads"],
-            input_shape=model.input_shape(row["batch_size"], row["resolution"]),
-            exporter=backend.exporter,
-            precision=backend.precision,
+        plan = next(
+            p
+            for p in plans
+            if p.workload.batch_size == row["batch_size"] and p.workload.resolution in (None, row["resolution"])
         )
+        model = plan.resolve(by_label[row["model"]])
         with progress_display() as progress:
             progress.phase(f"profiling operators of {row['model']}", None)
-            profile = runtime.operator_profile(model, settings, backend.options, min(config.timing.runs, 20))
+            profile = runtime.operator_profile(
+                model, plan.run_settings(model), plan.backend.options, min(config.timing.runs, 20)
+            )
         console.print(operator_table(f"{row['model']} (batch {row['batch_size']}, {row['resolution']} px)", profile))
 
 

@@ -59,6 +59,13 @@ def default_output(key: str, config: BenchmarkConfig) -> Path:
     return Path("results") / f"{key}-{config.device}-{config.runtime_name}.csv"
 
 
+def timing_convention(batch_size: int) -> str:
+    """How a line's latency was taken, in words: the papers rarely say, so every line does."""
+    if batch_size == 1:
+        return "batch 1: latency of one image"
+    return f"batch {batch_size}: per-image time = median batch time / {batch_size}"
+
+
 def join_gpu_speedups(lines: Sequence[dict[str, Any]], gpu_file: Path) -> None:
     """Put the GPU speed-ups measured by ``reproduce --device cuda`` (``gpu_file``) beside the CPU lines, as the
     paper puts its GPU speed-ups beside its CPU ones. Each keeps its own interval: both were measured against
@@ -280,6 +287,9 @@ def _line(
             batch_size=plan.workload.batch_size,
         )
     line["config_key"] = plan.settings_key
+    line["timing_convention"] = timing_convention(plan.workload.batch_size)
+    if measured is not None and not _blank(measured.get("median_ms")):
+        line["per_image_ms"] = float(measured["median_ms"]) / plan.workload.batch_size
     line.update(_comparison(row, measured))
     head = {k: line.get(k) for k in LEADING}
     return {**head, **{k: v for k, v in line.items() if k not in head}}

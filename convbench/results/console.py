@@ -403,6 +403,19 @@ def _ms_spec(value: Any) -> str:
     return ".3f" if ms < 1 else ".2f" if ms < 100 else ".1f" if ms < 1000 else ".0f"
 
 
+def _interval_caption(trials: Any) -> str:
+    """Which interval the rows carry: two to four trials get Student's t, not the bootstrap (stats.interval_method)."""
+    from convbench.timing.stats import interval_method
+
+    try:
+        n = int(trials)
+    except (TypeError, ValueError):
+        n = 0
+    if interval_method(n) == "t over trials":
+        return f"median and 95% interval from Student's t over {n} trials (too few for a bootstrap over trials)"
+    return f"median and 95% interval from a two-level bootstrap over {_fmt(trials, '.0f')} trial(s) and their runs"
+
+
 def _noise_targets(reason: Any) -> list[str]:
     """The columns whose figures set off each noise reason: CV, drift of the median, else the machine (name)."""
     targets = []
@@ -565,8 +578,7 @@ def _results_caption(rows: Sequence[dict[str, Any]], compare: bool) -> str:
     lines = [
         f"{first.get('runtime')} on {first.get('device')}, {_fmt(first.get('threads'), '.0f')} thread(s); "
         f"GMACs: {first.get('macs_convention')} convention (1 MAC = 1 multiply-add)",
-        f"median and 95% interval from a two-level bootstrap over {_fmt(measured.get('trials'), '.0f')} trial(s) "
-        "and their runs",
+        _interval_caption(measured.get("trials")),
     ]
     if compare:
         lines.append(

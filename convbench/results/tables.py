@@ -274,6 +274,12 @@ def _reproduce_caption(
         "speed-up = median(baseline)/median(row) in one interleaved run, bootstrap 95% interval; the paper's is its "
         f"{'CPU' if device == 'cpu' else 'GPU'} column; by MACs = MACs(baseline)/MACs(row)",
     ]
+    if first.get("timing_convention"):
+        caption.append(f"latency measured as {first['timing_convention']} (speed-ups do not depend on it)")
+    if device == "cuda" and _fmt(first.get("batch_size"), ".0f") == "1":
+        # Papers rarely give the batch of their GPU timings, and GPU times below what one eager batch-1 forward
+        # pass can cost are per-image times of batched runs: offer that convention beside batch 1.
+        caption.append("papers' GPU times are often per-image times of a batched run: -b 64 measures that convention")
     if any(_truthy(line.get("noisy")) for line in lines):
         caption.append(f"{WARN} elsewhere: the figure behind a noise warning (reasons below)")
     if reused:

@@ -292,6 +292,15 @@ def hierarchical_speedup(
     return Speedup(ratio, low, high, p_value, **trial_range)
 
 
+def interval_method(n_trials: int) -> str:
+    """How ``hierarchical_speedup`` and ``hierarchical_median_interval`` form their interval for ``n_trials``
+    trials, in words for a caption or a row: "bootstrap" (one trial: its runs), "t over trials" (2 to 4),
+    "two-level bootstrap" (from ``SMALL_N_TRIALS``)."""
+    if n_trials <= 1:
+        return "bootstrap"
+    return "t over trials" if n_trials < SMALL_N_TRIALS else "two-level bootstrap"
+
+
 def hierarchical_median_interval(trials: Sequence[Sequence[float]], seed: int = 0) -> tuple[float, float]:
     """Two-level bootstrap 95% interval of one model's median latency over trials, in milliseconds.
 
