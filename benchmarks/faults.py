@@ -164,7 +164,7 @@ def sigkill_mid_write(work: Path) -> dict[str, Any]:
     leftovers = [p.name for p in work.iterdir() if p.name.endswith(".tmp")]
     return {
         "action": "SIGKILL a process while write_rows writes 200,000 rows over a 5-row file "
-        f"({written / 2**20:.1f} MiB of the new content written when killed)",
+        f"({written / 1024:.0f} KiB of the new content on disk when killed)",
         "expected": "the file is byte-for-byte the 5-row file; the next write succeeds and removes the debris",
         "observed": f"killed mid-write: {'yes' if killed_mid_write else 'no'}; "
         f"file intact: {'yes' if intact else 'no'}; next write: {'ok' if next_ok else 'FAILED'}; "

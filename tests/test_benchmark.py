@@ -1,5 +1,6 @@
 """benchmark() and sweep(): rows, trials, verdicts, out-of-memory handling, configuration checks."""
 
+import json
 import math
 import random
 from dataclasses import replace
@@ -8,6 +9,7 @@ import pytest
 
 from convbench.benchmark import BenchmarkConfig, benchmark, config_from_mapping, sweep
 from convbench.errors import ConvbenchError, UserInputError
+from convbench.models import get_entry
 from convbench.models.spec import ModelSpec
 from convbench.runtimes import runtime_class
 from convbench.runtimes.base import PreparedModel
@@ -191,8 +193,10 @@ def test_rows_record_the_model_its_arguments_and_the_run():
     assert row["config_key"] == CONFIG.plan().settings_key
     assert row["achieved_gmacs_per_s"] > 0 and not math.isnan(row["peak_mb"])
     other = benchmark(["resnet18-mod-cifar10"], CONFIG)[0]
-    # The default implementation is recorded too, and every run has its own id.
-    assert other["model_args"] == '{"impl": "index-embed"}'
+    # The family's default implementation for this runtime and device is built and recorded, and every run has
+    # its own id.
+    default = get_entry("resnet18-mod-cifar10").defaults_for("torch", "cpu")["impl"]
+    assert other["model_args"] == json.dumps({"impl": default})
     assert other["run_id"] != row["run_id"]
 
 

@@ -214,3 +214,86 @@ def test_local_functions_are_counted_inside(tmp_path):
     )
     onnx.save(model, tmp_path / "functions.onnx")
     assert count_onnx(tmp_path / "functions.onnx").by_operator == {"Conv": 3 * 5 * 5 * 2 * 3 * 3}
+
+
+# A bring-your-own ONNX file at another batch, and inputs that are not float32 ------------------------------
+
+
+def test_a_fixed_batch_file_is_refused_at_another_batch_in_one_line(tmp_path):
+    """Fails when the file reaches ONNX Runtime at the wrong batch and dies there with a raw shape error."""
+    from convbench.export import export_for_runtime
+    from convbench.runtimes.base import RunSettings
+
+    path = _conv_graph(tmp_path, batch=2, name="b2.onnx")
+    model = resolve_model(str(path))
+    with pytest.raises(UserInputError) as info:
+        export_for_runtime(model, RunSettings(device="cpu", threads=1, input_shape=(4, 4, 8, 8)))
+    message = str(info.value)
+    assert "fixed to batch size 2" in message and "--batch-size 4" in message and str(path) in message
+    assert "\n" not in message
+    assert export_for_runtime(model, RunSettings(device="cpu", threads=1, input_shape=(2, 4, 8, 8))).path == path
+
+
+def test_a_fixed_batch_file_is_counted_at_its_batch_and_scaled_per_image(tmp_path):
+    """Fails when a file fixed to batch 2 cannot be counted at all (counting asks for batch 1), or when its
+    counts are not per image like every other model's."""
+    from convbench.counting.macs import count
+
+    result = count(str(_conv_graph(tmp_path, batch=2, name="b2.onnx")), use_cache=False)
+    assert result.macs == CONV1 + CONV2 + POOL + GEMM and result.params == PARAMS
+    assert result.input_shape == (1, 4, 8, 8)
+    assert "counted at the file's batch 2" in result.convention
+    symbolic = count(str(_conv_graph(tmp_path)), use_cache=False)
+    assert symbolic.macs == result.macs and "batch" not in symbolic.convention
+
+
+def _typed_graph(tmp_path, elem_type, name):
+    """x (elem_type) -> Cast to float -> 1×1 conv: a model whose input is not float32."""
+    x = helper.make_tensor_value_info("x", elem_type, [1, 2, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])
+    nodes = [helper.make_node("Cast", ["x"], ["f"], to=TensorProto.FLOAT), helper.make_node("Conv", ["f", "w"], ["y"])]
+    return _save(tmp_path, nodes, [x], [y], [_weight("w", 3, 2, 1, 1)], name)
+
+
+@pytest.mark.parametrize(
+    ("elem_type", "dtype"),
+    [(TensorProto.FLOAT16, np.float16), (TensorProto.UINT8, np.uint8), (TensorProto.FLOAT, np.float32)],
+)
+def test_onnx_runtime_feeds_the_files_input_type(tmp_path, elem_type, dtype):
+    """Fails with ONNX Runtime's "Unexpected input data type" when every input is fed float32."""
+    from convbench.export import export_for_runtime
+    from convbench.runtimes.base import RunSettings
+    from convbench.runtimes.onnxruntime import OnnxRuntimeModel
+
+    model = resolve_model(str(_typed_graph(tmp_path, elem_type, f"t{elem_type}.onnx")))
+    prepared = OnnxRuntimeModel(
+        export_for_runtime(model, RunSettings(device="cpu", threads=1, input_shape=(1, 2, 4, 4))), 1
+    )
+    (feed,) = prepared.feeds.values()
+    assert feed.dtype == dtype and feed.shape == (1, 2, 4, 4)
+    assert prepared.timed_run() > 0
+    if dtype == np.uint8:
+        assert feed.min() >= 0 and feed.max() <= 255 and len(np.unique(feed)) > 10  # pixel-like values
+
+
+def test_openvino_feeds_the_files_input_type(tmp_path):
+    from convbench.export import ExportResult
+    from convbench.models.sources import onnx_input_dtype
+    from convbench.runtimes.openvino import input_dtype, seeded_feed
+
+    path = _typed_graph(tmp_path, TensorProto.FLOAT16, "half.onnx")
+    assert onnx_input_dtype(path) == np.float16
+    exported = ExportResult(path, "half", (1, 2, 4, 4), "file", 18, float("nan"), float("nan"), 0.0, True)
+    assert seeded_feed((1, 2, 4, 4), input_dtype(exported)).dtype == np.float16
+    own = ExportResult(path, "m", (1, 2, 4, 4), "dynamo", 18, 0.0, 0.0, 0.0, True)
+    assert input_dtype(own) == "float32"  # convbench's own exports take float32; the file is not read
+
+
+def test_an_input_type_convbench_cannot_feed_is_one_line(tmp_path):
+    from convbench.models.sources import onnx_input_dtype
+
+    x = helper.make_tensor_value_info("x", TensorProto.STRING, [1, 2, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.STRING, [1, 2, 4, 4])
+    path = _save(tmp_path, [helper.make_node("Identity", ["x"], ["y"])], [x], [y], [], "text.onnx")
+    with pytest.raises(UserInputError, match=r"takes string input"):
+        onnx_input_dtype(path)

@@ -14,7 +14,6 @@ from rich.console import Console
 from convbench.models.registry import get_entry
 from convbench.papers.tables import parse_table
 from convbench.results import console as report
-from convbench.results import tables as report_tables
 from convbench.results.console import _noise_targets, models_table, results_view
 from convbench.results.files import SPEEDUP_COLUMNS
 from convbench.results.tables import reproduce_view
@@ -373,6 +372,19 @@ def test_models_table_names_a_plugins_source():
     assert "74.77 (kw-resnet18)" in render(models_table(entries), 220)
 
 
-def test_one_definition_of_the_formatting_helpers():
-    assert report_tables._fmt is report._fmt and report_tables._blank is report._blank
-    assert report._fmt(float("nan")) == "—" and report._fmt("") == "—" and report._fmt("1.5") == "1.50"
+@pytest.mark.parametrize(
+    ("value", "spec", "shown"),
+    [
+        (float("nan"), ".2f", "—"),
+        (None, ".2f", "—"),
+        ("", ".2f", "—"),
+        ("1.5", ".2f", "1.50"),
+        (2, ".1f", "2.0"),
+        ("0.125", ".1%", "12.5%"),
+        ("n/a", ".2f", "n/a"),
+    ],
+)
+def test_table_cells_show_missing_values_as_a_dash_and_numbers_read_back_as_text_formatted(value, spec, shown):
+    """Catches a missing value printed as "nan", "None" or an empty cell, a number that a result file read back
+    as text printed unformatted (or raising), and the caller's format spec ignored."""
+    assert report._fmt(value, spec) == shown
