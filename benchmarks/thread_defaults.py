@@ -111,7 +111,10 @@ def main() -> None:
             )
     command = f"convbench compare {' '.join(MODELS)} --device cpu --isolate session --trials {args.trials} "
     command += f"--runs {args.runs}"
-    write_rows(args.output, [{**r, "command": command, **env} for r in rows], append=args.append, schema=False)
+    rows = [{"model": MODELS[1], **r, "command": command, **env} for r in rows]
+    if args.append and args.output.exists():  # files of this script's own layout: plain concatenation
+        rows = pd.read_csv(args.output).to_dict("records") + rows
+    write_rows(args.output, rows, append=False, schema=False)
     print(f"wrote {len(rows)} rows to {args.output}")
 
 

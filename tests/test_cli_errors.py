@@ -176,3 +176,8 @@ def test_model_arg_errors_also_in_count(workdir):
 @pytest.mark.slow  # counts the model before it could fail
 def test_count_refuses_an_invalid_model_arg_value(workdir):
     assert_one_line_error(invoke("count", "resnet75-mod", "--model-arg", "impl=nonsense"), "'nonsense'")
+
+
+def test_analyze_of_a_missing_file_exits_2_like_every_other_command(tmp_path):
+    """Fails with exit 1: analyze reported a missing file as a failure of valid work, not as bad input."""
+    assert_one_line_error(invoke("analyze", tmp_path / "absent.csv"), "no result file", "absent.csv")

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from convbench.benchmark.runspec import Job, load_spec, merge_files, parse_shard, select_shard
+from convbench.benchmark.runspec import Job, load_spec, parse_shard, select_shard
 from convbench.cli.main import app
 from convbench.errors import UserInputError
 from convbench.results.files import SCHEMA_VERSION, read_rows, write_rows
+from convbench.results.merge import merge_files
 
 runner = CliRunner()
 MODELS = '["resnet18-cifar10", "resnet18-mod-cifar10"]'

@@ -21,6 +21,7 @@ from convbench.results.files import (
     lock_timeout,
     locked,
     read_rows,
+    rewrite_rows,
     write_rows,
     write_rows_or_rescue,
     write_samples,
@@ -63,8 +64,8 @@ def test_twelve_processes_appending_to_one_file_lose_no_row(tmp_path, suffix):
         _row(w, k, i)["model"] for w in range(WRITERS) for k in range(WRITES_PER_WRITER) for i in range(ROWS_PER_WRITE)
     )
     assert models == expected
-    # Nothing left behind but the file and its (empty, reusable) lock.
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, lock_path(path).name])
+    # Nothing left behind: no temporary, and the lock file leaves with its last holder.
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 KILLED_WRITER = """
@@ -139,8 +140,8 @@ def test_a_lock_held_too_long_is_one_line_naming_the_file_and_the_holder(tmp_pat
     finally:
         release.set()
         holder.join(30)
-    write_rows(path, [_row(1, 0, 0)])  # once released, the lock is free again and holds no stale pid
-    assert len(read_rows(path)) == 2 and lock_path(path).read_text() == ""
+    write_rows(path, [_row(1, 0, 0)])  # once released, the lock is free again
+    assert len(read_rows(path)) == 2 and not lock_path(path).exists()
 
 
 @pytest.mark.parametrize("value", ["soon", "-1", "nan"])
@@ -225,3 +226,19 @@ def test_samples_are_written_under_the_same_lock(tmp_path):
         release.set()
         holder.join(30)
     assert not path.exists()
+
+
+def _replace_own_line(path: str, writer: int, barrier) -> None:
+    barrier.wait()
+    for round_ in range(3):  # each writer replaces its own line, as reproduce replaces a table row's line
+        line = {**_row(writer, 0, 0), "median_ms": float(round_)}
+        rewrite_rows(Path(path), lambda rows, line=line: [*[r for r in rows if r["run_id"] != f"w{writer}"], line])
+
+
+def test_replacing_writers_keep_each_others_lines(tmp_path):
+    """Fails if the rows to keep are read outside the lock: a writer then drops the line another one just wrote."""
+    path = tmp_path / "table.csv"
+    _run_writers(path, _replace_own_line, 6)
+    rows = read_rows(path)
+    assert sorted(r["run_id"] for r in rows) == [f"w{n}" for n in range(6)]
+    assert {r["median_ms"] for r in rows} == {2.0}  # every writer's last line, once

@@ -15,7 +15,6 @@ itself (pickled), never a mapping to parse again.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from convbench.options import (
     settings_key,
 )
 from convbench.runtimes import DEFAULT_RUNTIME, DEVICES, RunSettings, runtime_class, runtime_help
+from convbench.timing.machine import available_cores
 from convbench.timing.measure import TimingSettings
 
 if TYPE_CHECKING:
@@ -44,11 +44,6 @@ if TYPE_CHECKING:
 ISOLATION = ("process", "session")
 #: A worker that has not answered after this long is stopped: a hung runtime must not hang a sweep forever.
 DEFAULT_WORKER_TIMEOUT_S = 1800.0
-
-
-def available_cores() -> int:
-    """The cores this process may run on: the thread budget a benchmark uses unless told otherwise."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _runtime_names() -> list[str]:

@@ -20,8 +20,8 @@ jobs i, i+n, i+2n, ... (1-based): a Slurm array job (``--shard $((SLURM_ARRAY_TA
 a Kubernetes indexed job or a CI matrix spreads a sweep without a scheduler of ours. Run one latency job per
 machine at a time: two benchmarks on one machine disturb each other's timings.
 
-``merge_files`` joins result files and keeps each row's environment fingerprint. It never divides timings
-from different runs: every speed-up convbench reports comes from models interleaved in one run.
+Merging result files is ``convbench.results.merge.merge_files``: it keeps each row's environment fingerprint and
+never divides timings from different runs (every speed-up comes from models interleaved in one run).
 """
 
 from __future__ import annotations
@@ -33,17 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from convbench.benchmark import BenchmarkConfig, config_from_mapping
-from convbench.errors import ConvbenchError, UserInputError
+from convbench.errors import UserInputError
 from convbench.models.spec import ModelSpec, parse_model_args, resolve_model, split_model_text
-from convbench.results.files import (
-    FINGERPRINT_COLUMNS,
-    SCHEMA_VERSION,
-    SPEEDUP_COLUMNS,
-    check_writable,
-    output_format,
-    read_rows,
-    write_rows,
-)
 
 NOT_EXPANDED = ("models", "model_arg")
 
@@ -142,79 +133,3 @@ def parse_shard(text: str) -> tuple[int, int]:
 def select_shard(jobs: Sequence[Job], index: int, count: int) -> list[Job]:
     """Jobs ``index``, ``index + count``, ...: every job in exactly one shard, shards of near-equal size."""
     return [job for job in jobs if (job.index - 1) % count == index - 1]
-
-
-@dataclass
-class MergeResult:
-    rows: int
-    machines: int
-    runs: int
-    notes: list[str] = field(default_factory=list)
-
-
-def merge_files(files: Sequence[Path], output: Path, speedup_vs: str | None = None) -> MergeResult:
-    """Join result files into ``output`` (atomically), refusing files of another schema version.
-
-    With ``speedup_vs``, a row keeps its speed-up only where that model was its run's baseline; no speed-up is
-    computed across runs, and the notes say for how many rows and why.
-    """
-    if not files:
-        raise UserInputError("merge needs at least one result file")
-    output_format(output, None)
-    check_writable(output)
-    rows: list[dict[str, Any]] = []
-    for path in files:
-        if not path.is_file():
-            raise UserInputError(f"no result file {path}")
-        try:
-            found = read_rows(path)
-        except ConvbenchError as exc:
-            raise UserInputError(str(exc)) from None
-        versions = {str(r.get("schema_version")) for r in found}
-        if not found or versions == {"None"} or versions == {"nan"}:
-            raise UserInputError(
-                f"{path} is not a convbench result file of schema {SCHEMA_VERSION} "
-                "(no schema_version column); rerun it with this convbench"
-            )
-        if versions != {str(SCHEMA_VERSION)}:
-            other = ", ".join(sorted(versions - {str(SCHEMA_VERSION)}))
-            raise UserInputError(
-                f"{path} has schema version {other}; this convbench reads and writes "
-                f"{SCHEMA_VERSION}, so its columns may mean other things: refusing to merge"
-            )
-        rows += [{**r, "source_file": str(path)} for r in found]
-    notes: list[str] = []
-    if speedup_vs is not None:
-        notes += _restrict_speedups(rows, speedup_vs)
-    write_rows(output, rows, append=False)
-    machines = {tuple(str(r.get(c)) for c in FINGERPRINT_COLUMNS) for r in rows}
-    return MergeResult(len(rows), len(machines), len({r.get("run_id") for r in rows}), notes)
-
-
-def _restrict_speedups(rows: list[dict[str, Any]], baseline: str) -> list[str]:
-    kept = cleared = 0
-    for row in rows:
-        if row.get("baseline") == baseline:
-            kept += 1
-            continue
-        if row.get("model") == baseline:
-            continue
-        in_run = any(r.get("model") == baseline and r.get("run_id") == row.get("run_id") for r in rows)
-        for column in SPEEDUP_COLUMNS:
-            if column != "baseline":
-                row[column] = None
-        row["baseline"] = baseline
-        row["speedup_note"] = (
-            f"{baseline} was timed in this row's run but was not its baseline; rerun with it first"
-            if in_run
-            else f"{baseline} was not timed in this row's run; a ratio across runs would mix the differences "
-            "between machines and sessions into it"
-        )
-        cleared += 1
-    notes = [f"{kept} row(s) keep their speed-up over {baseline}, measured interleaved in their own run"]
-    if cleared:
-        notes.append(
-            f"{cleared} row(s) get no speed-up over {baseline}: it was not timed in their run, and "
-            "convbench never divides timings from different runs or machines"
-        )
-    return notes

@@ -18,10 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convbench.benchmark.plan import Plan, available_cores
+from convbench.benchmark.plan import Plan
 from convbench.errors import ConvbenchError
 from convbench.models.spec import ModelSpec, ResolvedModel
 from convbench.progress import Progress
+from convbench.timing.machine import available_cores
 from convbench.timing.measure import measure
 
 

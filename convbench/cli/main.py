@@ -210,7 +210,7 @@ def run_and_report(
     """Measure, print, save: what profile and compare share."""
     from convbench.benchmark import resolve_for, sweep
     from convbench.results.console import console, err_console, noisy_warnings, progress_display, results_view
-    from convbench.results.files import check_writable, output_format, write_rows, write_samples
+    from convbench.results.files import check_writable, output_format, write_rows_or_rescue, write_samples
 
     if op_profile:
         _check_operator_profiler(config)
@@ -234,7 +234,7 @@ def run_and_report(
     for line in noisy_warnings(rows):  # model labels such as name[impl=x] are text, not markup
         err_console.print(line, style="yellow", highlight=False, markup=False)
     if path is not None:
-        write_rows(path, rows, out.fmt)
+        write_rows_or_rescue(path, rows, out.fmt)
         err_console.print(f"wrote {len(rows)} row(s) to {path}")
     if out.save_samples is not None:
         write_samples(out.save_samples, samples)
@@ -424,7 +424,7 @@ def run_command(
     matrix: one latency job per machine at a time), appending rows to one result file."""
     from convbench.benchmark.runspec import load_spec, parse_shard, select_shard
     from convbench.results.console import console, err_console, progress_display, results_view
-    from convbench.results.files import check_writable, write_rows
+    from convbench.results.files import check_writable, write_rows_or_rescue
 
     spec = load_spec(spec_file)
     index, count = parse_shard(shard) if shard else (1, 1)
@@ -447,7 +447,7 @@ def run_command(
         for row in rows:
             row.update(spec_file=str(spec_file), job=job.index, shard=f"{index}/{count}")
         console.print(results_view(rows, f"job {job.index}: {job.describe()}"))
-        write_rows(path, rows)  # after every job, so a sharded sweep that stops keeps what it measured
+        write_rows_or_rescue(path, rows)  # after every job, so a sharded sweep that stops keeps what it measured
         err_console.print(f"wrote {len(rows)} row(s) to {path}")
 
 

@@ -33,9 +33,10 @@ from convbench.counting.macs import get_convention
 from convbench.errors import UserInputError
 from convbench.models.spec import resolve_model
 from convbench.papers.accuracy import Accuracy, is_blank, measured_top1
+from convbench.papers.joins import join_gpu_speedups
 from convbench.papers.tables import PublishedRow, PublishedTable, load_table
 from convbench.progress import Progress
-from convbench.results.files import SPEEDUP_COLUMNS, check_writable, read_rows, write_rows
+from convbench.results.files import SPEEDUP_COLUMNS, check_writable, read_rows, rewrite_rows
 from convbench.timing.stats import hierarchical_speedup
 
 
@@ -64,27 +65,6 @@ def timing_convention(batch_size: int) -> str:
     if batch_size == 1:
         return "batch 1: latency of one image"
     return f"batch {batch_size}: per-image time = median batch time / {batch_size}"
-
-
-def join_gpu_speedups(lines: Sequence[dict[str, Any]], gpu_file: Path) -> None:
-    """Put the GPU speed-ups measured by ``reproduce --device cuda`` (``gpu_file``) beside the CPU lines, as the
-    paper puts its GPU speed-ups beside its CPU ones. Each keeps its own interval: both were measured against
-    their row's baseline in their own run; nothing is divided across the two files."""
-    if not gpu_file.is_file():
-        return
-    gpu = {}
-    for row in read_rows(gpu_file):
-        if not _blank(row.get("speedup")):
-            gpu[(str(row.get("table")), str(row.get("method")))] = row  # the latest line wins
-    for line in lines:
-        found = gpu.get((str(line.get("table")), str(line.get("method"))))
-        if found is not None:
-            line.update(
-                speedup_gpu=found["speedup"],
-                speedup_gpu_low=found.get("speedup_low"),
-                speedup_gpu_high=found.get("speedup_high"),
-                gpu_source=str(gpu_file),
-            )
 
 
 def expected_settings(model: str, plan: Plan) -> dict[str, Any]:
@@ -358,5 +338,7 @@ def _identity(line: dict[str, Any]) -> tuple[str, ...]:
 def write_lines(path: Path, existing: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]) -> Path:
     """Write ``lines`` to ``path`` atomically, replacing the lines of the same table rows and settings."""
     new = {_identity(line) for line in lines}
-    kept = [line for line in existing if _identity(line) not in new]
-    return write_rows(path, [*kept, *lines], "csv", append=False, schema=False)
+    # Read again under the file's lock: a concurrent reproduce run may have written lines since ``existing``.
+    return rewrite_rows(
+        path, lambda current: [*[x for x in current if _identity(x) not in new], *lines], "csv", schema=False
+    )

@@ -24,7 +24,7 @@ import platform
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +294,7 @@ def lock_timeout() -> float:
 
 
 def lock_path(path: Path) -> Path:
-    """The lock file that serialises writers of ``path``: hidden, beside it (kept; removing it would race)."""
+    """The lock file that serialises writers of ``path``: hidden, beside it, there only while a writer holds it."""
     return path.with_name(f".{path.name}.lock")
 
 
@@ -303,7 +303,10 @@ def locked(path: Path, timeout: float | None = None) -> Iterator[None]:
     """Hold the advisory write lock of ``path`` (``fcntl.flock``); the holder's pid is written into the lock.
 
     Waits up to ``timeout`` seconds (default ``lock_timeout()``), then raises a one-line UserInputError naming
-    the file and the holder. Where ``fcntl`` does not exist (Windows) writers are not serialised.
+    the file and the holder. The holder removes the lock file before letting go, so none is left behind; a
+    waiter that then wins the lock on the removed file sees that it is no longer the one at the path and tries
+    again (the usual open-lock-check pattern), so two writers never both hold it. Where ``fcntl`` does not exist
+    (Windows) writers are not serialised.
     """
     try:
         import fcntl
@@ -312,39 +315,52 @@ def locked(path: Path, timeout: float | None = None) -> Iterator[None]:
         return
     timeout = lock_timeout() if timeout is None else timeout
     where = lock_path(path)
+    deadline = time.monotonic() + timeout
+    fd = _take_lock(fcntl, path, where, deadline, timeout)
     try:
-        fd = os.open(where, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
-    except OSError as exc:
-        raise ConvbenchError(f"cannot write {path}: cannot open its lock file {where} ({exc.strerror})") from None
-    try:
-        deadline = time.monotonic() + timeout
-        pause = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _lock_holder(fd)
-                    raise UserInputError(
-                        f"cannot write {path}: another process{holder} has held its lock {where.name} for over "
-                        f"{timeout:g} s; wait for it, or set {LOCK_TIMEOUT_ENV} to wait longer"
-                    ) from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.1)  # short waits while shards queue, without a busy loop
-            except OSError as exc:  # a filesystem without locks (some network mounts)
-                raise ConvbenchError(f"cannot lock {path} through {where}: {exc.strerror or exc}") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {platform.node()}\n".encode(), 0)
-        try:
-            yield
-        finally:
-            # Cleared before the unlock, so a waiter never blames a process that has let go.
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        yield
     finally:
+        # Removed while still held: a waiter on this file then finds it gone and opens the next one.
+        with contextlib.suppress(OSError):
+            os.unlink(where)
+        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _take_lock(fcntl: Any, path: Path, where: Path, deadline: float, timeout: float) -> int:
+    pause = 0.005
+    while True:
+        try:
+            fd = os.open(where, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+        except OSError as exc:
+            raise ConvbenchError(f"cannot write {path}: cannot open its lock file {where} ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                holder = _lock_holder(fd)
+                os.close(fd)
+                raise UserInputError(
+                    f"cannot write {path}: another process{holder} has held its lock {where.name} for over "
+                    f"{timeout:g} s; wait for it, or set {LOCK_TIMEOUT_ENV} to wait longer"
+                ) from None
+            os.close(fd)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)  # short waits while shards queue, without a busy loop
+            continue
+        except OSError as exc:  # a filesystem without locks (some network mounts)
+            os.close(fd)
+            raise ConvbenchError(f"cannot lock {path} through {where}: {exc.strerror or exc}") from None
+        try:
+            current = os.stat(where)
+        except FileNotFoundError:
+            current = None
+        mine = os.fstat(fd)
+        if current is not None and (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev):
+            return fd
+        os.close(fd)  # the lock of a file its holder has just removed: take the one at the path now
 
 
 def _lock_holder(fd: int) -> str:
@@ -374,6 +390,27 @@ def write_rows(
         existing = read_rows(path, fmt) if append and path.exists() and path.stat().st_size > 0 else []
         all_rows = [*existing, *(order_columns(r) if schema else r for r in rows)]
         _replace_with(path, all_rows, fmt, schema)
+    return path
+
+
+def rewrite_rows(
+    path: Path,
+    change: Callable[[list[dict[str, Any]]], Sequence[dict[str, Any]]],
+    fmt: str | None = None,
+    schema: bool = True,
+) -> Path:
+    """Replace ``path``'s rows with ``change(rows now in the file)``, read and written under the file's lock.
+
+    For writers that replace some rows rather than append (``reproduce`` replaces the lines of the table rows it
+    measured again): reading before the lock would drop whatever another process wrote in between.
+    """
+    fmt = output_format(path, fmt)
+    check_writable(path)
+    with locked(path):
+        _remove_stale_temporaries(path)
+        existing = read_rows(path, fmt) if path.exists() and path.stat().st_size > 0 else []
+        new = list(change(existing))
+        _replace_with(path, [order_columns(r) for r in new] if schema else new, fmt, schema)
     return path
 
 
