@@ -14,7 +14,7 @@ from rich.console import Console
 from convbench.models.registry import get_entry
 from convbench.papers.tables import parse_table
 from convbench.results import console as report
-from convbench.results.console import _noise_targets, models_table, results_view
+from convbench.results.console import models_table, noise_targets, results_view
 from convbench.results.files import SPEEDUP_COLUMNS
 from convbench.results.tables import reproduce_view
 
@@ -195,11 +195,11 @@ def test_noise_reasons_map_to_their_figures():
         "trial 1: other processes used 0.90 cores during the timed runs; "
         "trial 3: this process got only 0.40 cores of CPU time (descheduled)"
     )
-    assert _noise_targets(reason) == ["cv", "median", "model"]
-    assert _noise_targets("") == []
+    assert noise_targets(reason) == ["cv", "median", "model"]
+    assert noise_targets("") == []
     # One line per signal over trials (convbench.timing.noise.summarize_reasons): a CV line must still mark the CV.
     summary = "10/10 trials: CV 28–30% > 10%; 1/10 trials: median drifted -7% between the halves of the run"
-    assert _noise_targets(summary) == ["cv", "median"]
+    assert noise_targets(summary) == ["cv", "median"]
 
 
 @pytest.mark.parametrize("width", [80, 120])
@@ -387,4 +387,4 @@ def test_models_table_names_a_plugins_source():
 def test_table_cells_show_missing_values_as_a_dash_and_numbers_read_back_as_text_formatted(value, spec, shown):
     """Catches a missing value printed as "nan", "None" or an empty cell, a number that a result file read back
     as text printed unformatted (or raising), and the caller's format spec ignored."""
-    assert report._fmt(value, spec) == shown
+    assert report.format_number(value, spec) == shown

@@ -6,11 +6,11 @@ Every consumer (``reproduce``, ``tables``, ``plot``) says which one it shows: th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from convbench.results.files import is_blank
 
 EVALUATE_FILE = Path("results/evaluate.csv")
 
@@ -20,11 +20,6 @@ class Accuracy:
     top1: float
     source: str  # "measured" or "published"
     where: str  # the result file, or the published table's key
-
-
-def is_blank(value: Any) -> bool:
-    """No value: None, an empty string or NaN (how CSV files and pandas say "missing")."""
-    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
 def measured_top1(paths: Iterable[Path] | None = None) -> dict[str, Accuracy]:

@@ -14,14 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from convbench.results.files import read_rows
+from convbench.results.files import is_blank, read_rows
 
 # What must agree between the CPU line and the GPU line for the two speed-ups to stand side by side.
 MATCHED_SETTINGS = {"batch_size": "batch", "precision": "precision", "macs_convention": "convention"}
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -32,7 +28,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _show(value: Any) -> str:
-    if _blank(value):
+    if is_blank(value):
         return "unknown"
     try:
         number = float(value)
@@ -47,7 +43,7 @@ def settings_difference(cpu: dict[str, Any], gpu: dict[str, Any]) -> str:
     parts = []
     for key, label in MATCHED_SETTINGS.items():
         ours, theirs = cpu.get(key), gpu.get(key)
-        if _blank(ours) or _blank(theirs) or not _same(ours, theirs):
+        if is_blank(ours) or is_blank(theirs) or not _same(ours, theirs):
             parts.append(f"{label} {_show(theirs)} on the GPU vs {_show(ours)} here")
     return ", ".join(parts)
 
@@ -60,7 +56,7 @@ def join_gpu_speedups(lines: Sequence[dict[str, Any]], gpu_file: Path) -> list[s
         return []
     gpu: dict[tuple[str, str], dict[str, Any]] = {}
     for row in read_rows(gpu_file):
-        if not _blank(row.get("speedup")):
+        if not is_blank(row.get("speedup")):
             gpu[(str(row.get("table")), str(row.get("method")))] = row  # the latest line wins
     withheld: dict[str, list[str]] = {}
     for line in lines:

@@ -32,11 +32,11 @@ from convbench.benchmark import BenchmarkConfig, Plan, benchmark
 from convbench.counting.macs import get_convention
 from convbench.errors import UserInputError
 from convbench.models.spec import resolve_model
-from convbench.papers.accuracy import Accuracy, is_blank, measured_top1
+from convbench.papers.accuracy import Accuracy, measured_top1
 from convbench.papers.joins import join_gpu_speedups
 from convbench.papers.tables import PublishedRow, PublishedTable, load_table
 from convbench.progress import Progress
-from convbench.results.files import SPEEDUP_COLUMNS, check_writable, read_rows, rewrite_rows
+from convbench.results.files import SPEEDUP_COLUMNS, check_writable, is_blank, read_rows, rewrite_rows
 from convbench.timing.stats import hierarchical_speedup
 
 
@@ -81,12 +81,9 @@ def expected_settings(model: str, plan: Plan) -> dict[str, Any]:
     }
 
 
-_blank = is_blank
-
-
 def _same(a: Any, b: Any) -> bool:
-    if _blank(a) or _blank(b):
-        return _blank(a) and _blank(b)
+    if is_blank(a) or is_blank(b):
+        return is_blank(a) and is_blank(b)
     if isinstance(a, bool | int | float) and isinstance(b, bool | int | float):
         return math.isclose(float(a), float(b))
     try:
@@ -125,7 +122,7 @@ def find_reusable(
         settings = expected_settings(model, plan)
         baseline = table.row_for(model).baseline
         for line in reversed(existing):
-            if line.get("model") != model or _blank(line.get("median_ms")) or not _blank(line.get("error")):
+            if line.get("model") != model or is_blank(line.get("median_ms")) or not is_blank(line.get("error")):
                 continue
             if not all(_same(line.get(k), v) for k, v in settings.items()):
                 continue
@@ -197,7 +194,7 @@ def _published_columns(table: PublishedTable, row: PublishedRow, device: str) ->
 
 
 def _comparison(row: PublishedRow, measured: dict[str, Any] | None) -> dict[str, Any]:
-    if measured is None or _blank(measured.get("params_m")):
+    if measured is None or is_blank(measured.get("params_m")):
         return {"params_delta_m": math.nan, "params_match": "", "gmacs_delta_pct": math.nan}
     params = float(measured["params_m"])
     agree = row.params_agree(params)
@@ -206,7 +203,7 @@ def _comparison(row: PublishedRow, measured: dict[str, Any] | None) -> dict[str,
     return {
         "params_delta_m": params - row.params_m if row.params_m is not None else math.nan,
         "params_match": "" if agree is None else agree,
-        "gmacs_delta_pct": 100 * (float(gmacs) - pub) / pub if pub and not _blank(gmacs) else math.nan,
+        "gmacs_delta_pct": 100 * (float(gmacs) - pub) / pub if pub and not is_blank(gmacs) else math.nan,
     }
 
 
@@ -268,7 +265,7 @@ def _line(
         )
     line["config_key"] = plan.settings_key
     line["timing_convention"] = timing_convention(plan.workload.batch_size)
-    if measured is not None and not _blank(measured.get("median_ms")):
+    if measured is not None and not is_blank(measured.get("median_ms")):
         line["per_image_ms"] = float(measured["median_ms"]) / plan.workload.batch_size
     line.update(_comparison(row, measured))
     head = {k: line.get(k) for k in LEADING}
@@ -332,7 +329,7 @@ def reproduce(
 
 def _identity(line: dict[str, Any]) -> tuple[str, ...]:
     """A line stands for one paper row under one configuration; a new line replaces the old one."""
-    return tuple("" if _blank(line.get(k)) else str(line[k]) for k in ("table", "method", "config_key"))
+    return tuple("" if is_blank(line.get(k)) else str(line[k]) for k in ("table", "method", "config_key"))
 
 
 def write_lines(path: Path, existing: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from convbench.errors import UserInputError
-from convbench.results.files import check_writable, read_rows
+from convbench.results.files import check_writable, is_blank, read_rows
 
 MIN_MODELS = 3
 WORST = 5
@@ -93,10 +93,6 @@ class _Group:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> latest row
 
 
-def _blank(value: Any) -> bool:
-    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
-
-
 def _number(value: Any) -> float:
     try:
         number = float(value)
@@ -111,7 +107,7 @@ def _whole(value: Any) -> int | None:
 
 
 def _usable(row: dict[str, Any]) -> bool:
-    if not _blank(row.get("error")):
+    if not is_blank(row.get("error")):
         return False
     latency, gmacs = _number(row.get("median_ms")), _number(row.get("gmacs"))
     return math.isfinite(latency) and latency > 0 and math.isfinite(gmacs) and gmacs > 0
@@ -191,7 +187,7 @@ def fit_group(key: tuple[Any, ...], rows: Sequence[dict[str, Any]], label: str =
     mdape = float(np.median(np.abs(y - predicted) / y) * 100)
     points = [
         ModelPoint(
-            str(r["model"]), "" if _blank(r.get("family")) else str(r["family"]), float(xi), float(yi), float(pi)
+            str(r["model"]), "" if is_blank(r.get("family")) else str(r["family"]), float(xi), float(yi), float(pi)
         )
         for r, xi, yi, pi in zip(rows, x, y, predicted, strict=True)
     ]
@@ -286,7 +282,7 @@ def plot_fit(results: Sequence[FitResult], rows: Sequence[dict[str, Any]] | None
     targets = output_paths(output)
     for target in targets:
         check_writable(target)
-    families_by_model = {str(r.get("model")): str(r["family"]) for r in rows or () if not _blank(r.get("family"))}
+    families_by_model = {str(r.get("model")): str(r["family"]) for r in rows or () if not is_blank(r.get("family"))}
 
     import matplotlib
 

@@ -19,6 +19,7 @@ from rich.text import Text
 from convbench.counting.macs import CONVENTIONS, CountResult, module_breakdown
 from convbench.export import ExportResult
 from convbench.models.registry import ModelEntry
+from convbench.results.files import is_blank, truthy
 
 # Piped or captured output (files, CI logs, tests) gets a wide table instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 220)
@@ -69,25 +70,14 @@ def progress_display() -> Iterator[RichProgress]:
             display._progress.stop()
 
 
-def _blank(value: Any) -> bool:
-    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
-
-
-def _fmt(value: Any, spec: str = ".2f") -> str:
-    if _blank(value):
+def format_number(value: Any, spec: str = ".2f") -> str:
+    if is_blank(value):
         return "—"
     try:
         return format(float(value), spec)
     except (TypeError, ValueError):
         # Rows read back from a result file may hold text where a number was expected.
         return str(value)
-
-
-def _truthy(value: Any) -> bool:
-    """A flag of a row, which a result file read back may hold as text."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return not _blank(value) and bool(value)
 
 
 WARN = "⚠"
@@ -391,13 +381,13 @@ def _float(value: Any) -> float:
 
 def _interval(row: dict[str, Any], value: str, low: str, high: str, spec: str, unit: str = "") -> tuple[str, str]:
     """The figure and its interval as "low–high" (empty when the interval is missing)."""
-    main = _fmt(row.get(value), spec) + ("" if _blank(row.get(value)) else unit)
-    if _blank(row.get(low)) or _blank(row.get(high)):
+    main = format_number(row.get(value), spec) + ("" if is_blank(row.get(value)) else unit)
+    if is_blank(row.get(low)) or is_blank(row.get(high)):
         return main, ""
-    return main, f"{_fmt(row.get(low), spec)}–{_fmt(row.get(high), spec)}"
+    return main, f"{format_number(row.get(low), spec)}–{format_number(row.get(high), spec)}"
 
 
-def _ms_spec(value: Any) -> str:
+def ms_spec(value: Any) -> str:
     """Decimals for a latency in ms: about four significant figures, which its interval rarely supports anyway."""
     ms = abs(_float(value))
     return ".3f" if ms < 1 else ".2f" if ms < 100 else ".1f" if ms < 1000 else ".0f"
@@ -413,10 +403,11 @@ def _interval_caption(trials: Any) -> str:
         n = 0
     if interval_method(n) == "t over trials":
         return f"median and 95% interval from Student's t over {n} trials (too few for a bootstrap over trials)"
-    return f"median and 95% interval from a two-level bootstrap over {_fmt(trials, '.0f')} trial(s) and their runs"
+    count = format_number(trials, ".0f")
+    return f"median and 95% interval from a two-level bootstrap over {count} trial(s) and their runs"
 
 
-def _noise_targets(reason: Any) -> list[str]:
+def noise_targets(reason: Any) -> list[str]:
     """The columns whose figures set off each noise reason: CV, drift of the median, else the machine (name)."""
     targets = []
     for part in str(reason or "").split(";"):
@@ -460,8 +451,8 @@ def results_view(rows: Sequence[dict[str, Any]], title: str, wide: bool = False)
     result file always has every column. Intervals sit beside their figure, or below it where that fits better.
     """
     compare = any("speedup" in r for r in rows)
-    failed = [not _blank(r.get("error")) for r in rows]
-    specs = [_ms_spec(r.get("median_ms")) for r in rows]
+    failed = [not is_blank(r.get("error")) for r in rows]
+    specs = [ms_spec(r.get("median_ms")) for r in rows]
     medians = [
         _interval(r, "median_ms", "median_low_ms", "median_high_ms", spec) for r, spec in zip(rows, specs, strict=True)
     ]
@@ -480,7 +471,7 @@ def results_view(rows: Sequence[dict[str, Any]], title: str, wide: bool = False)
     conv_differs = any(abs(total - conv) > 0.01 * total for total, conv in gmacs)
 
     def number(key: str, header: str, column: str, spec: str, unit: str = "", **kw: Any) -> Col:
-        values = (_fmt(r.get(column), spec) + ("" if _blank(r.get(column)) else unit) for r in rows)
+        values = (format_number(r.get(column), spec) + ("" if is_blank(r.get(column)) else unit) for r in rows)
         return Col(key, header, _cells(values), **kw)
 
     def layout(stacked: bool) -> list[Col]:
@@ -501,7 +492,7 @@ def results_view(rows: Sequence[dict[str, Any]], title: str, wide: bool = False)
             Col(
                 "iqr",
                 "IQR\nms",
-                _cells(_fmt(r.get("iqr_ms"), spec) for r, spec in zip(rows, specs, strict=True)),
+                _cells(format_number(r.get("iqr_ms"), spec) for r, spec in zip(rows, specs, strict=True)),
                 label="IQR ms",
             ),
             number("cv", "CV", "cv", ".1%"),
@@ -539,7 +530,7 @@ def results_view(rows: Sequence[dict[str, Any]], title: str, wide: bool = False)
                     )
                 ]
             realised = (
-                _fmt(_float(r.get("speedup")) / _float(r.get("theoretical_speedup")))
+                format_number(_float(r.get("speedup")) / _float(r.get("theoretical_speedup")))
                 if _float(r.get("theoretical_speedup"))
                 else "—"
                 for r in rows
@@ -558,7 +549,7 @@ def results_view(rows: Sequence[dict[str, Any]], title: str, wide: bool = False)
         # An optional column with nothing in it (no peak measured, say) is not worth its width.
         return [c for c in cols if c.core or any(t.plain != "—" for t in c.cells)]
 
-    marks = [_noise_targets(r.get("noisy_reason")) if _truthy(r.get("noisy")) else [] for r in rows]
+    marks = [noise_targets(r.get("noisy_reason")) if truthy(r.get("noisy")) else [] for r in rows]
     footnotes = [
         Text(f"{r.get('model')}: error: {r['error']}", style="red") for r, bad in zip(rows, failed, strict=True) if bad
     ]
@@ -574,9 +565,9 @@ def results_view(rows: Sequence[dict[str, Any]], title: str, wide: bool = False)
 
 def _results_caption(rows: Sequence[dict[str, Any]], compare: bool) -> str:
     first = rows[0]
-    measured = next((r for r in rows if _blank(r.get("error"))), first)
+    measured = next((r for r in rows if is_blank(r.get("error"))), first)
     lines = [
-        f"{first.get('runtime')} on {first.get('device')}, {_fmt(first.get('threads'), '.0f')} thread(s); "
+        f"{first.get('runtime')} on {first.get('device')}, {format_number(first.get('threads'), '.0f')} thread(s); "
         f"GMACs: {first.get('macs_convention')} convention (1 MAC = 1 multiply-add)",
         _interval_caption(measured.get("trials")),
     ]
@@ -584,7 +575,7 @@ def _results_caption(rows: Sequence[dict[str, Any]], compare: bool) -> str:
         lines.append(
             "speed-up = median(baseline)/median(model); [min–max] over trials; by MACs = MACs(baseline)/MACs(model)"
         )
-    if any(_truthy(r.get("noisy")) for r in rows):
+    if any(truthy(r.get("noisy")) for r in rows):
         lines.append(f"{WARN} marks the figure behind a noise warning (reasons below)")
     return "\n".join(lines)
 

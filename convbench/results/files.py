@@ -127,6 +127,18 @@ NUMERIC_ENVIRONMENT = {"cores", "load_avg_before", "load_avg_after"}
 FINGERPRINT_COLUMNS = ["cpu", "cores", "os", "python", "torch", "onnxruntime", "convbench", "git_commit", "host"]
 
 
+def is_blank(value: Any) -> bool:
+    """No value: None, an empty or blank string, or NaN (how CSV files and pandas say "missing")."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
+
+
+def truthy(value: Any) -> bool:
+    """A flag of a row, which a result file read back may hold as text."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return not is_blank(value) and bool(value)
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what the platform module says."""
     try:

@@ -21,8 +21,7 @@ from typing import Any
 
 import convbench
 from convbench.errors import ConvbenchError, UserInputError
-from convbench.papers.accuracy import is_blank
-from convbench.results.files import check_writable, current_umask, output_format, read_rows
+from convbench.results.files import check_writable, current_umask, is_blank, output_format, read_rows, truthy
 
 # What makes a file convbench's result rows rather than some other CSV: a model and its measured median.
 REQUIRED_COLUMNS = ("model", "median_ms")
@@ -105,12 +104,6 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return not is_blank(value) and bool(value)
-
-
 def _plain(value: Any) -> Cell:
     """Any value as read from a file: numbers shortened for the eye and sorted by their full value."""
     if is_blank(value):
@@ -168,7 +161,7 @@ def _noise(row: dict[str, Any]) -> Cell:
     flag = row.get("noisy")
     if is_blank(flag):
         return Cell("")
-    if _truthy(flag):
+    if truthy(flag):
         reason = "" if is_blank(row.get("noisy_reason")) else str(row["noisy_reason"])
         return Cell("⚠ noisy", "1", title=reason or "flagged noisy", cls="flag noisy")
     return Cell("quiet", "0", cls="flag quiet")
@@ -403,7 +396,7 @@ def _summary(files: Sequence[ReportFile]) -> str:
     lines = []
     for i, f in enumerate(files):
         measured = [r for r in f.rows if _number(r.get("median_ms")) is not None]
-        noisy = sum(_truthy(r.get("noisy")) for r in measured)
+        noisy = sum(truthy(r.get("noisy")) for r in measured)
         runs = {str(r["run_id"]) for r in f.rows if not is_blank(r.get("run_id"))}
         hosts = {str(r.get("host")) for r in f.rows if not is_blank(r.get("host"))}
         lines.append(

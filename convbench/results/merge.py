@@ -11,7 +11,6 @@ current version (an older or newer one may give columns other meanings), and the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from convbench.results.files import (
     SCHEMA_VERSION,
     SPEEDUP_COLUMNS,
     check_writable,
+    is_blank,
     output_format,
     read_rows,
     write_rows,
@@ -45,14 +45,10 @@ class MergeResult:
     published: int = 0  # lines with published figures only (reproduce files)
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
-
-
 def schema_major(value: Any) -> int | None:
     """The schema version a cell names, as an integer (CSV reads ``2`` as ``2.0`` where a column has blanks);
     None for a blank cell; -1 for text that is no version at all."""
-    if _blank(value):
+    if is_blank(value):
         return None
     try:
         number = float(str(value).strip())
@@ -69,7 +65,7 @@ def check_rows(path: Path, rows: Sequence[dict[str, Any]]) -> list[tuple[dict[st
         where = f"{path}, {'line' if path.suffix.lower() == '.csv' else 'row'} {number}"
         version = schema_major(row.get("schema_version"))
         if version is None:
-            if all(_blank(row.get(c)) for c in MEASURED_COLUMNS):
+            if all(is_blank(row.get(c)) for c in MEASURED_COLUMNS):
                 checked.append((row, False))
                 continue
             raise UserInputError(
@@ -88,7 +84,7 @@ def check_rows(path: Path, rows: Sequence[dict[str, Any]]) -> list[tuple[dict[st
                 f"{path} has schema version {version}; this convbench reads and writes {SCHEMA_VERSION}, "
                 "so its columns may mean other things: refusing to merge"
             )
-        missing = [c for c in REQUIRED_COLUMNS if _blank(row.get(c))]
+        missing = [c for c in REQUIRED_COLUMNS if is_blank(row.get(c))]
         if missing:
             raise UserInputError(
                 f"{where} says schema version {version} but has no {missing[0]!r}, which every row of it has: "

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from convbench.errors import ConvbenchError, UserInputError
-from convbench.papers.accuracy import Accuracy, is_blank, top1_for
-from convbench.results.files import check_writable, read_rows
+from convbench.papers.accuracy import Accuracy, top1_for
+from convbench.results.files import check_writable, is_blank, read_rows
 
 REQUIRED = ("model", "median_ms", "gmacs")
 PANEL_KEYS = ("device", "runtime", "threads", "batch_size")
@@ -53,14 +53,11 @@ def pareto_front(costs: Sequence[float], accuracies: Sequence[float]) -> list[in
     return front
 
 
-_blank = is_blank
-
-
 def _panel_name(row: dict[str, Any]) -> str:
     parts = [str(row.get("runtime", "?")), f"on {row.get('device', '?')}"]
-    if not _blank(row.get("threads")):
+    if not is_blank(row.get("threads")):
         parts.append(f"{int(float(row['threads']))} thread(s)")
-    if not _blank(row.get("batch_size")):
+    if not is_blank(row.get("batch_size")):
         parts.append(f"batch {int(float(row['batch_size']))}")
     return ", ".join(parts)
 
@@ -80,7 +77,9 @@ def load_points(
         )
     notes: list[str] = []
     measured = [
-        r for r in rows if not _blank(r.get("model")) and not _blank(r.get("median_ms")) and _blank(r.get("error"))
+        r
+        for r in rows
+        if not is_blank(r.get("model")) and not is_blank(r.get("median_ms")) and is_blank(r.get("error"))
     ]
     # A row's own measured top-1 wins; then `convbench evaluate` results; then the published figure (the
     # reproduce file's own column, or the best-matching table).
@@ -88,10 +87,10 @@ def load_points(
     if "top1_published" in rows[0] and table is None:
         for r in measured:
             known = joined.get(str(r["model"]))
-            if not _blank(r.get("top1_published")) and (known is None or known.source == "published"):
+            if not is_blank(r.get("top1_published")) and (known is None or known.source == "published"):
                 joined[str(r["model"])] = Accuracy(float(r["top1_published"]), "published", str(r.get("table", "")))
     for r in measured:
-        if not _blank(r.get("top1_measured")):
+        if not is_blank(r.get("top1_measured")):
             joined[str(r["model"])] = Accuracy(float(r["top1_measured"]), "measured", str(path))
     sources = sorted({a.where for a in joined.values() if a.source == "published" and a.where})
     if sources:
@@ -118,7 +117,7 @@ def load_points(
             gmacs=float(r["gmacs"]),
             top1_source=accuracy.source,
         )
-        if not _blank(r.get("baseline")):
+        if not is_blank(r.get("baseline")):
             baselines.setdefault(panel, set()).add(str(r["baseline"]))
     out: dict[str, list[Point]] = {}
     for panel, points in panels.items():

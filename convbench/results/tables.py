@@ -10,7 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from convbench.papers.tables import PublishedRow, PublishedTable
-from convbench.results.console import WARN, Col, FittedView, _blank, _fmt, _ms_spec, _noise_targets, _truthy
+from convbench.results.console import WARN, Col, FittedView, format_number, ms_spec, noise_targets
+from convbench.results.files import is_blank, truthy
 
 
 def tables_table(tables: Sequence[PublishedTable]) -> Table:
@@ -55,21 +56,21 @@ def published_table(t: PublishedTable, measured: dict[str, Any] | None = None) -
             c, overflow="fold", justify="left" if c in ("method", "model", "baseline", "note") else "right"
         )
     for r in t.rows:
-        top1 = _fmt(r.top1) + (f"±{r.top1_std:.2f}" if r.top1_std is not None else "")
+        top1 = format_number(r.top1) + (f"±{r.top1_std:.2f}" if r.top1_std is not None else "")
         params = "—" if r.params_m is None else f"{r.params_m:.{r.params_decimals}f}"
         macs = "—" if r.macs is None else f"{r.macs:.{r.macs_decimals}f} {r.macs_unit}"
         table.add_row(
             r.method,
             r.model or "(not built)",
             top1,
-            *([_fmt(measured[r.model].top1) if r.model in measured else "—"] if measured else []),
-            _fmt(r.top5),
+            *([format_number(measured[r.model].top1) if r.model in measured else "—"] if measured else []),
+            format_number(r.top5),
             params,
             macs,
-            _fmt(r.cpu_ms),
-            _fmt(r.gpu_ms),
-            _fmt(r.speedup_cpu),
-            _fmt(r.speedup_gpu),
+            format_number(r.cpu_ms),
+            format_number(r.gpu_ms),
+            format_number(r.speedup_cpu),
+            format_number(r.speedup_gpu),
             r.baseline or "—",
             r.note,
         )
@@ -78,12 +79,12 @@ def published_table(t: PublishedTable, measured: dict[str, Any] | None = None) -
 
 def _printed(value: Any, decimals: int | None) -> str:
     """A published figure with the decimals the paper printed (so 4.1 is not shown as 4.100)."""
-    return _fmt(value) if decimals is None or _blank(value) else f"{float(value):.{decimals}f}"
+    return format_number(value) if decimals is None or is_blank(value) else f"{float(value):.{decimals}f}"
 
 
 def _published_gmacs(row: PublishedRow | None, line: dict[str, Any]) -> str:
     if row is None or row.gmacs is None or row.macs_decimals is None:
-        return _fmt(line.get("gmacs_published"), ".3f")
+        return format_number(line.get("gmacs_published"), ".3f")
     # A figure printed in M keeps its digits once converted to G: 300.5 M is 0.3005 G.
     return f"{row.gmacs:.{row.macs_decimals + (3 if row.macs_unit == 'M' else 0)}f}"
 
@@ -108,11 +109,11 @@ def reproduce_view(
     of them with ``wide``, or a block per row where even the compact set does not fit.
     """
     published = {r.method: r for r in t.rows}
-    measured = [line for line in lines if not _blank(line.get("median_ms"))]
+    measured = [line for line in lines if not is_blank(line.get("median_ms"))]
     first = measured[0] if measured else lines[0]
-    has_top1 = any(not _blank(line.get("top1_measured")) for line in lines)
+    has_top1 = any(not is_blank(line.get("top1_measured")) for line in lines)
     kinds = [
-        "error" if not _blank(line.get("error")) else "published" if _blank(line.get("median_ms")) else "measured"
+        "error" if not is_blank(line.get("error")) else "published" if is_blank(line.get("median_ms")) else "measured"
         for line in lines
     ]
 
@@ -129,7 +130,7 @@ def reproduce_view(
 
     def label(line: dict[str, Any]) -> Text:
         model = line.get("model") or ""
-        if _blank(line.get("median_ms")) and _blank(line.get("error")):
+        if is_blank(line.get("median_ms")) and is_blank(line.get("error")):
             return Text(f"{model} (not measured)" if model else "(published only)", style="dim")
         return Text(model)
 
@@ -137,19 +138,19 @@ def reproduce_view(
         match = line.get("params_match")
         # A file read back holds the flag as text, and an unknown agreement as an empty cell.
         mismatch = match is False or str(match).lower() == "false"
-        return _fmt(line.get("params_m"), ".3f") + (f" {WARN}" if mismatch else "")
+        return format_number(line.get("params_m"), ".3f") + (f" {WARN}" if mismatch else "")
 
     def with_interval(line: dict[str, Any], key: str) -> str:
         """``key`` with its ``key_low``–``key_high`` interval where the line has one."""
-        if _blank(line.get(key)):
+        if is_blank(line.get(key)):
             return "—"
-        value, low, high = _fmt(line.get(key)), line.get(f"{key}_low"), line.get(f"{key}_high")
-        return value if _blank(low) or _blank(high) else f"{value} ({_fmt(low)}–{_fmt(high)})"
+        value, low, high = format_number(line.get(key)), line.get(f"{key}_low"), line.get(f"{key}_high")
+        return value if is_blank(low) or is_blank(high) else f"{value} ({format_number(low)}–{format_number(high)})"
 
     def speedup(line: dict[str, Any]) -> str | Text:
-        if not _blank(line.get("error")):
+        if not is_blank(line.get("error")):
             return Text("error", style="red")
-        if not _blank(line.get("speedup")) and line.get("model") and line.get("model") == line.get("baseline"):
+        if not is_blank(line.get("speedup")) and line.get("model") and line.get("model") == line.get("baseline"):
             return "1.00 (baseline)"
         return with_interval(line, "speedup")
 
@@ -158,10 +159,10 @@ def reproduce_view(
 
     def spread(line: dict[str, Any]) -> str:
         low, high = line.get("speedup_trial_min"), line.get("speedup_trial_max")
-        return "—" if _blank(low) or _blank(high) else f"[{_fmt(low)}–{_fmt(high)}]"
+        return "—" if is_blank(low) or is_blank(high) else f"[{format_number(low)}–{format_number(high)}]"
 
     def signed(key: str, spec: str) -> Any:
-        return lambda line: "—" if _blank(line.get(key)) else format(float(line[key]), spec)
+        return lambda line: "—" if is_blank(line.get(key)) else format(float(line[key]), spec)
 
     def pub_params(line: dict[str, Any]) -> str:
         row = published.get(line.get("method", ""))
@@ -171,7 +172,7 @@ def reproduce_view(
         return _published_gmacs(published.get(line.get("method", "")), line)
 
     def get(key: str, spec: str = ".2f") -> Any:
-        return lambda line: _fmt(line.get(key), spec)
+        return lambda line: format_number(line.get(key), spec)
 
     cols = [
         Col(
@@ -188,7 +189,9 @@ def reproduce_view(
         col(
             "top1_std",
             "top-1\nstd",
-            lambda line: "" if _blank(line.get("top1_std_published")) else f"±{float(line['top1_std_published']):.2f}",
+            lambda line: (
+                "" if is_blank(line.get("top1_std_published")) else f"±{float(line['top1_std_published']):.2f}"
+            ),
             none,
             label="top-1 std",
         ),
@@ -201,7 +204,7 @@ def reproduce_view(
             "ms",
             "ms",
             get("latency_ms_published"),
-            lambda line: _fmt(line.get("median_ms"), _ms_spec(line.get("median_ms"))),
+            lambda line: format_number(line.get("median_ms"), ms_spec(line.get("median_ms"))),
             label="latency ms",
         ),
         col("speedup", "speed-up\n(95% CI)", get("speedup_published"), speedup, label="speed-up (95% CI)"),
@@ -210,7 +213,7 @@ def reproduce_view(
             "gpu",
             "GPU\nspeed-up",
             # On a GPU run the main speed-up column is the GPU one already.
-            lambda line: "" if line.get("device") == "cuda" else _fmt(line.get("speedup_gpu_published")),
+            lambda line: "" if line.get("device") == "cuda" else format_number(line.get("speedup_gpu_published")),
             gpu_speedup,
             label="GPU speed-up (95% CI)",
         ),
@@ -229,8 +232,8 @@ def reproduce_view(
     ]
     # The latency column here is "ms", where the results table calls it "median".
     marks = [
-        [{"median": "ms"}.get(m, m) for m in _noise_targets(line.get("noisy_reason"))]
-        if _truthy(line.get("noisy"))
+        [{"median": "ms"}.get(m, m) for m in noise_targets(line.get("noisy_reason"))]
+        if truthy(line.get("noisy"))
         else []
         for line in lines
     ]
@@ -242,7 +245,7 @@ def reproduce_view(
     # GPU speed-ups measured at another batch, precision or convention are not shown; say so, once per reason.
     withheld: dict[str, list[str]] = {}
     for line in lines:
-        if not _blank(line.get("gpu_note")):
+        if not is_blank(line.get("gpu_note")):
             withheld.setdefault(str(line["gpu_note"]), []).append(str(line.get("method") or line.get("model")))
     footnotes += [Text(f"{', '.join(methods)}: {note}", style="dim") for note, methods in withheld.items()]
     return FittedView(
@@ -261,8 +264,8 @@ def _reproduce_caption(
 ) -> str:
     device = first.get("device", "cpu")
     where = (
-        f"{first.get('runtime')} on {device}, {_fmt(first.get('threads'), '.0f')} thread(s), batch "
-        f"{_fmt(first.get('batch_size'), '.0f')}, MACs by convention {first.get('macs_convention', '—')}"
+        f"{first.get('runtime')} on {device}, {format_number(first.get('threads'), '.0f')} thread(s), batch "
+        f"{format_number(first.get('batch_size'), '.0f')}, MACs by convention {first.get('macs_convention', '—')}"
     )
     caption = [
         f"each row: the paper's figures, then convbench's (meas.: {where})",
@@ -276,11 +279,11 @@ def _reproduce_caption(
     ]
     if first.get("timing_convention"):
         caption.append(f"latency measured as {first['timing_convention']} (speed-ups do not depend on it)")
-    if device == "cuda" and _fmt(first.get("batch_size"), ".0f") == "1":
+    if device == "cuda" and format_number(first.get("batch_size"), ".0f") == "1":
         # Papers rarely give the batch of their GPU timings, and GPU times below what one eager batch-1 forward
         # pass can cost are per-image times of batched runs: offer that convention beside batch 1.
         caption.append("papers' GPU times are often per-image times of a batched run: -b 64 measures that convention")
-    if any(_truthy(line.get("noisy")) for line in lines):
+    if any(truthy(line.get("noisy")) for line in lines):
         caption.append(f"{WARN} elsewhere: the figure behind a noise warning (reasons below)")
     if reused:
         caption.append(f"{len(reused)} row(s) reused from the result file (same settings); --force measures again")
@@ -293,9 +296,9 @@ def params_warnings(lines: Sequence[dict[str, Any]]) -> list[str]:
     for line in lines:
         match = line.get("params_match")
         if match is False or str(match).lower() == "false":
-            note = f" ({line['note']})" if not _blank(line.get("note")) else ""
+            note = f" ({line['note']})" if not is_blank(line.get("note")) else ""
             out.append(
                 f"warning: {line['model']}: measured {float(line['params_m']):.3f} M params, published "
-                f"{_fmt(line.get('params_m_published'))} M{note}"
+                f"{format_number(line.get('params_m_published'))} M{note}"
             )
     return out
