@@ -8,7 +8,8 @@ and workers that spin after their session's run take the cores the next model's 
 at the default thread count (every available core) for each runtime and setting, the settings interleaved and
 the whole set repeated, and records per run: the median CV of the two models (their samples over all trials),
 the trials flagged noisy, the speed-up of ResNet-50 over ResNet-18 with its interval, and how busy the machine
-was (other processes' CPU use during the timed runs, the load average before).
+was (other processes' CPU use during the timed runs, the load average before). It prints per setting how far
+the speed-up moved between repeats.
 
     .venv/bin/python benchmarks/thread_defaults.py --repeats 2 -o results/thread-defaults.csv
 """
@@ -115,6 +116,15 @@ def main() -> None:
     if args.append and args.output.exists():  # files of this script's own layout: plain concatenation
         rows = pd.read_csv(args.output).to_dict("records") + rows
     write_rows(args.output, rows, append=False, schema=False)
+    # What decides a default: how far the speed-up moves between repeats, and how noisy the runs were.
+    table = pd.DataFrame(rows).groupby(["runtime", "setting"])
+    for (runtime, name), group in table:
+        spread = group["speedup"].max() / group["speedup"].min() - 1
+        cv, noisy, timed = group["median_cv"].median(), group["noisy_trials"].sum(), group["trials_timed"].sum()
+        print(
+            f"{runtime:12s} {name:28s} {len(group)} runs: speed-up spread {spread:.1%}, median CV {cv:.1%}, "
+            f"noisy trials {noisy}/{timed}"
+        )
     print(f"wrote {len(rows)} rows to {args.output}")
 
 

@@ -187,10 +187,10 @@ def test_runtime_option_for_another_runtime_names_the_runtime_and_the_option():
 
 
 def test_runtime_option_of_the_selected_runtime_is_accepted_and_kept():
-    config = config_from_mapping({"runtime": "onnxruntime", "ort_optimization": "basic", "ort_spinning": False})
-    assert dict(config.runtime_args) == {"ort_optimization": "basic", "ort_spinning": False}
+    config = config_from_mapping({"runtime": "onnxruntime", "ort_optimization": "basic", "ort_spinning": True})
+    assert dict(config.runtime_args) == {"ort_optimization": "basic", "ort_spinning": True}
     options = config.runtime_options()
-    assert options.ort_optimization == "basic" and options.ort_spinning is False
+    assert options.ort_optimization == "basic" and options.ort_spinning is True
 
 
 def test_unsupported_precision_names_the_runtime():
@@ -226,7 +226,7 @@ BASE = {"runtime": "onnxruntime", "threads": 2}
     "change",
     [
         {"ort_optimization": "basic"},
-        {"ort_spinning": False},
+        {"ort_spinning": True},
         {"ort_parallel": True},
         {"threads": 1},
         {"batch_size": "8"},

@@ -17,6 +17,7 @@ from convbench.counting.macs import CountResult
 from convbench.models.spec import ResolvedModel
 from convbench.results.files import environment, new_run_id
 from convbench.timing.energy import energy_columns
+from convbench.timing.noise import summarize_reasons
 
 
 def build_rows(
@@ -128,9 +129,8 @@ def latency_columns(per_trial: list[list[float]], batch_size: int) -> dict[str, 
 
 def trial_context(own: list[ModelTrial]) -> dict[str, Any]:
     """First run, setup, memory, noise and settings over all trials of one model."""
-    reasons: list[str] = []
-    for t, trial in enumerate(own, start=1):
-        reasons += [f"trial {t}: {r}" for r in trial.reasons]
+    # One line per signal over all trials ("10/10 trials: other processes used 1.28–1.37 cores"), not per trial.
+    reasons = summarize_reasons([trial.reasons for trial in own], len(own))
     windows = [t.window for t in own if t.window]
     context: dict[str, Any] = {
         "first_run_ms": own[0].first_run * 1e3,
