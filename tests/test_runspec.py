@@ -306,13 +306,21 @@ def test_speedup_vs_through_the_cli_prints_why(two_runs, tmp_path):
     assert frame.loc[frame.run_id == "run-a", "speedup"].isna().all()
 
 
-def test_merge_refuses_another_schema_version(two_runs, tmp_path):
+def test_merge_reads_the_previous_schema_with_a_note(two_runs, tmp_path):
+    """Fails when a bumped schema makes merge refuse the files written by the version before it."""
     old = tmp_path / "old.csv"
-    write_rows(
-        old, [{**result_row("resnet50", "resnet50", "run-c", "cpu", "h", 1.0), "schema_version": SCHEMA_VERSION - 1}]
-    )
+    write_rows(old, [{**result_row("resnet50", "resnet50", "run-c", "cpu", "h", 1.0), "schema_version": 2}])
+    merged = merge_files([two_runs[0], old], tmp_path / "merged.csv")
+    assert any("schema 2" in note and "cuda_peak_allocated_mb" in note for note in merged.notes)
+    frame = pd.read_csv(tmp_path / "merged.csv")
+    assert sorted(frame.schema_version.unique()) == [2, SCHEMA_VERSION]
+
+
+def test_merge_refuses_a_schema_it_cannot_read(two_runs, tmp_path):
+    old = tmp_path / "old.csv"
+    write_rows(old, [{**result_row("resnet50", "resnet50", "run-c", "cpu", "h", 1.0), "schema_version": 1}])
     out = tmp_path / "merged.csv"
-    with pytest.raises(UserInputError, match=f"schema version {SCHEMA_VERSION - 1}"):
+    with pytest.raises(UserInputError, match="schema version 1"):
         merge_files([two_runs[0], old], out)
     assert not out.exists()
     line = one_line_error(invoke("merge", two_runs[0], old, "-o", out))

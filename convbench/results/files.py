@@ -33,8 +33,15 @@ from convbench.errors import ConvbenchError, UserInputError
 from convbench.timing.machine import available_cores
 
 FORMATS = ("csv", "json")
-# Bumped when a column changes meaning; ``merge`` refuses to join files of different versions.
-SCHEMA_VERSION = 2
+# Bumped when a column changes meaning. ``merge`` reads the older versions listed in OLDER_SCHEMAS (their rows keep
+# their own schema_version, and the merge notes say what reads differently) and refuses any other.
+SCHEMA_VERSION = 3
+OLDER_SCHEMAS: dict[int, str] = {
+    2: (
+        "cuda_peak_allocated_mb is the whole trial's device peak (now the model's own), peak_fraction is against "
+        "the fp32 GEMM peak whatever the precision, and noisy_reason lists each trial's reasons"
+    ),
+}
 
 # The columns about a speed-up over a baseline; recomputed together (reproduce) or cleared together (merge).
 SPEEDUP_COLUMNS = (

@@ -6,7 +6,8 @@ runs are never divided: every speed-up convbench reports comes from models inter
 What merge reads: result files of ``profile``, ``compare``, ``run`` and ``reproduce``. A ``reproduce`` file also
 holds the paper's rows that convbench does not build; those lines carry published figures only, no measurement
 and no ``schema_version``, and are kept as they are. Every other row must agree with the schema it names: the
-current version (an older or newer one may give columns other meanings), and the columns every measured row has.
+current version or an older one whose differences are known (``OLDER_SCHEMAS``; a note says what reads differently),
+and the columns every measured row has.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from convbench.errors import ConvbenchError, UserInputError
 from convbench.results.files import (
     FINGERPRINT_COLUMNS,
+    OLDER_SCHEMAS,
     SCHEMA_VERSION,
     SPEEDUP_COLUMNS,
     check_writable,
@@ -79,7 +81,7 @@ def check_rows(path: Path, rows: Sequence[dict[str, Any]]) -> list[tuple[dict[st
                 f"{where} has schema version {version}, newer than this convbench's {SCHEMA_VERSION}: "
                 "upgrade convbench to merge it"
             )
-        if version < SCHEMA_VERSION:
+        if version < SCHEMA_VERSION and version not in OLDER_SCHEMAS:
             raise UserInputError(
                 f"{path} has schema version {version}; this convbench reads and writes {SCHEMA_VERSION}, "
                 "so its columns may mean other things: refusing to merge"
@@ -130,6 +132,9 @@ def merge_files(files: Sequence[Path], output: Path, speedup_vs: str | None = No
     notes: list[str] = []
     if published:
         notes.append(f"{published} line(s) hold published figures only (no measurement); kept as they are")
+    for version in sorted({r["schema_version"] for r in measured_rows} & set(OLDER_SCHEMAS)):
+        count = sum(r["schema_version"] == version for r in measured_rows)
+        notes.append(f"{count} row(s) of schema {version} kept as written; in them {OLDER_SCHEMAS[version]}")
     if speedup_vs is not None:
         notes += restrict_speedups(measured_rows, speedup_vs)
     write_rows(output, rows, append=False)
