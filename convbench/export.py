@@ -333,7 +333,7 @@ def export_onnx(
     directory = cache_dir() / "onnx" / f"{safe}-b{shape[0]}-r{shape[-1]}-{exporter}-{key}"
     result = _valid_cached(directory) if use_cache else None
     if result is None:
-        result = _export_to_cache(resolved, shape, exporter, opset, directory)
+        result = _export_to_cache(resolved, shape, exporter, opset, directory, replace=not use_cache)
     if output is not None:
         _atomic_copy(result.path, output)
         result.path = output
@@ -372,7 +372,7 @@ def _opset_of(path: Path) -> int:
 
 
 def _export_to_cache(
-    model: ResolvedModel, shape: tuple[int, ...], exporter: str, opset: int, directory: Path
+    model: ResolvedModel, shape: tuple[int, ...], exporter: str, opset: int, directory: Path, replace: bool = False
 ) -> ExportResult:
     from convbench.models.inputs import seeded_tensor
 
@@ -414,7 +414,7 @@ def _export_to_cache(
         meta["onnx_bytes"] = (staging / "model.onnx").stat().st_size
         (staging / "export.json").write_text(json.dumps(meta, indent=2))
         _fsync_tree(staging)
-        return _install(staging, directory, result)
+        return _install(staging, directory, result, replace)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -430,15 +430,16 @@ def _fsync_tree(folder: Path) -> None:
             os.close(fd)
 
 
-def _install(staging: Path, directory: Path, result: ExportResult) -> ExportResult:
+def _install(staging: Path, directory: Path, result: ExportResult, replace: bool = False) -> ExportResult:
     """Rename ``staging`` to ``directory`` unless another process got there first with a complete entry.
 
-    Installs take turns on a lock beside the entry, so a complete entry is never replaced: a process that lost
-    the race keeps the winner's entry and discards its own. Only a damaged entry is moved aside (renamed, then
-    removed), never deleted in place, so nobody's open file disappears half-read.
+    Installs take turns on a lock beside the entry, so a complete entry is replaced only when asked (``replace``:
+    an export made with the cache off): a process that lost the race keeps the winner's entry and discards its
+    own. An entry that goes is moved aside (renamed, then removed), never deleted in place, so nobody's open file
+    disappears half-read.
     """
     with locked(directory):
-        theirs = _valid_cached(directory, note=False)
+        theirs = None if replace else _valid_cached(directory, note=False)
         if theirs is not None:
             shutil.rmtree(staging, ignore_errors=True)
             return theirs
