@@ -112,7 +112,7 @@ def test_export_keys_follow_the_export_code(monkeypatch):
     model = resolve_model("resnet18-cifar10")
     seen = []
 
-    def fake_export(resolved, shape, exporter, opset, directory):
+    def fake_export(resolved, shape, exporter, opset, directory, replace=False):
         seen.append(directory)
         raise KeyboardInterrupt  # stop before any work
 
