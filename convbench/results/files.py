@@ -101,11 +101,15 @@ COLUMNS = [
     "achieved_gmacs_per_s",
     "peak_fraction",
     "peak_precision",
+    "energy_j_per_image",
+    "power_w",
+    "energy_note",
     "noisy",
     "noisy_reason",
     *SPEEDUP_COLUMNS,
     "stopping",
     "config_key",
+    "command",
 ]
 ENVIRONMENT_COLUMNS = [
     "cpu",
