@@ -440,19 +440,29 @@ def rewrite_rows(
 def _replace_with(path: Path, all_rows: Sequence[dict[str, Any]], fmt: str, schema: bool) -> None:
     # The file's columns: the schema first and the environment last, whichever row brought a column first.
     columns = list(order_columns(dict.fromkeys(k for r in all_rows for k in r))) if schema else None
+
+    def write(handle: Any) -> None:
+        if fmt == "json":
+            clean = [{k: _json_value(v) for k, v in r.items()} for r in all_rows]
+            json.dump(clean, handle, indent=2, default=_json_default)
+            handle.write("\n")
+        else:
+            import pandas as pd
+
+            pd.DataFrame(all_rows, columns=columns).to_csv(handle, index=False)
+
+    replace_atomically(path, write)
+
+
+def replace_atomically(path: Path, write: Callable[[Any], None]) -> None:
+    """Give ``path`` the text ``write(handle)`` writes, all at once: written beside it, synced, then renamed over
+    it, so a reader or a killed process never sees half a file; one-line error where that fails."""
     fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
     # mkstemp creates the file private (0600); give the result the permissions any new file would get.
     os.chmod(tmp, 0o666 & ~current_umask())
     try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            if fmt == "json":
-                clean = [{k: _json_value(v) for k, v in r.items()} for r in all_rows]
-                json.dump(clean, handle, indent=2, default=_json_default)
-                handle.write("\n")
-            else:
-                import pandas as pd
-
-                pd.DataFrame(all_rows, columns=columns).to_csv(handle, index=False)
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            write(handle)
             handle.flush()
             # On disk before the rename: otherwise a crash of the machine could leave the new name on an empty file.
             os.fsync(handle.fileno())

@@ -11,9 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 
 import convbench
 from convbench.errors import ConvbenchError, UserInputError
-from convbench.results.files import check_writable, current_umask, is_blank, output_format, read_rows, truthy
+from convbench.results.files import check_writable, is_blank, output_format, read_rows, replace_atomically, truthy
 
 # What makes a file convbench's result rows rather than some other CSV: a model and its measured median.
 REQUIRED_COLUMNS = ("model", "median_ms")
@@ -559,20 +557,5 @@ def write_report(paths: Sequence[Path], output: Path, title: str | None = None) 
         f.svg, notes = svg_plot(f.path, prefix=f"plot{i}")
         f.notes.extend(notes)
     page = render(files, title or "convbench report")
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.chmod(tmp, 0o666 & ~current_umask())
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(page)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, output)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise ConvbenchError(f"cannot write {output}: {exc.strerror or exc}") from None
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    replace_atomically(output, lambda handle: handle.write(page))
     return output
