@@ -134,7 +134,7 @@ def _export_directory(model) -> Path:
     """The cache folder ``export_onnx`` would use for ``model`` (nothing is exported)."""
     seen = []
 
-    def fake_export(resolved, shape, exporter, opset, directory):
+    def fake_export(resolved, shape, exporter, opset, directory, replace=False):
         seen.append(directory)
         raise _Called
 
