@@ -16,8 +16,6 @@ from convbench.benchmark.trials import ModelTrial
 from convbench.counting.macs import CountResult
 from convbench.models.spec import ResolvedModel
 from convbench.results.files import environment, new_run_id
-from convbench.timing.energy import energy_columns
-from convbench.timing.noise import summarize_reasons
 
 
 def build_rows(
@@ -29,6 +27,8 @@ def build_rows(
     peak: Any = None,
 ) -> list[dict[str, Any]]:
     """One row per model: its identity, the plan, counts, latency over all trials, context, speed-up."""
+    # Imported here: numpy and scipy behind them would slow `convbench --help` and `list`.
+    from convbench.timing.energy import energy_columns
     from convbench.timing.stats import hierarchical_speedup
 
     trials, stopping, load = run.trials, run.stopping, run.load
@@ -129,6 +129,8 @@ def latency_columns(per_trial: list[list[float]], batch_size: int) -> dict[str, 
 
 def trial_context(own: list[ModelTrial]) -> dict[str, Any]:
     """First run, setup, memory, noise and settings over all trials of one model."""
+    from convbench.timing.noise import summarize_reasons
+
     # One line per signal over all trials ("10/10 trials: other processes used 1.28–1.37 cores"), not per trial.
     reasons = summarize_reasons([trial.reasons for trial in own], len(own))
     windows = [t.window for t in own if t.window]
