@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from result_rows import result_row
 from typer.testing import CliRunner
 
 from convbench.cli.main import app
@@ -16,25 +17,6 @@ from convbench.results.merge import merge_files, schema_major
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-def row(model, baseline, run_id, speedup, **extra):
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "model": model,
-        "batch_size": 1,
-        "median_ms": 2.0,
-        "baseline": baseline,
-        "speedup": speedup,
-        "speedup_low": speedup * 0.9,
-        "speedup_high": speedup * 1.1,
-        "p_value": 0.01,
-        "verdict": "baseline" if model == baseline else "faster",
-        "cpu": "cpu",
-        "host": "h",
-        **extra,
-    }
 
 
 def error_line(result) -> str:
@@ -85,9 +67,13 @@ def test_speedup_vs_clears_the_baselines_own_rows_over_another_baseline(tmp_path
     """Fails when X's own row in a run with another baseline keeps its speed-up over that baseline (the old
     code skipped rows whose model was X)."""
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
-    write_rows(first, [row("resnet50", "resnet50", "run-a", 1.0), row("resnet75-mod", "resnet50", "run-a", 1.4)])
+    write_rows(
+        first, [result_row("resnet50", "resnet50", "run-a", 1.0), result_row("resnet75-mod", "resnet50", "run-a", 1.4)]
+    )
     # Run b timed resnet50 against resnet18: resnet50's 0.5 is over resnet18, not over itself.
-    write_rows(second, [row("resnet18", "resnet18", "run-b", 1.0), row("resnet50", "resnet18", "run-b", 0.5)])
+    write_rows(
+        second, [result_row("resnet18", "resnet18", "run-b", 1.0), result_row("resnet50", "resnet18", "run-b", 0.5)]
+    )
     out = tmp_path / "m.csv"
     merged = merge_files([first, second], out, speedup_vs="resnet50")
     rows = {(r["run_id"], r["model"]): r for r in read_rows(out)}
@@ -105,22 +91,22 @@ def test_speedup_vs_clears_the_baselines_own_rows_over_another_baseline(tmp_path
 @pytest.mark.parametrize(
     ("rows", "fragment"),
     [
-        pytest.param([row("resnet50", "resnet50", "", 1.0)], "no 'run_id'", id="missing-run-id"),
-        pytest.param([row("", "resnet50", "run-a", 1.0)], "no 'model'", id="missing-model"),
+        pytest.param([result_row("resnet50", "resnet50", "", 1.0)], "no 'run_id'", id="missing-run-id"),
+        pytest.param([result_row("", "resnet50", "run-a", 1.0)], "no 'model'", id="missing-model"),
         pytest.param(
-            [{**row("resnet50", "resnet50", "run-a", 1.0), "schema_version": SCHEMA_VERSION + 1}],
+            [{**result_row("resnet50", "resnet50", "run-a", 1.0), "schema_version": SCHEMA_VERSION + 1}],
             "newer than this convbench",
             id="newer-major",
         ),
         pytest.param(
-            [{**row("resnet50", "resnet50", "run-a", 1.0), "schema_version": "v2"}],
+            [{**result_row("resnet50", "resnet50", "run-a", 1.0), "schema_version": "v2"}],
             "not a version number",
             id="garbled-version",
         ),
         pytest.param(
             [
-                row("resnet50", "resnet50", "run-a", 1.0),
-                {**row("resnet18", "resnet50", "run-a", 1.2), "schema_version": None},
+                result_row("resnet50", "resnet50", "run-a", 1.0),
+                {**result_row("resnet18", "resnet50", "run-a", 1.2), "schema_version": None},
             ],
             "a measurement but no schema_version",
             id="measured-row-without-version",

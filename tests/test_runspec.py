@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from result_rows import result_row
 from typer.testing import CliRunner
 
 from convbench.benchmark.runspec import Job, load_spec, parse_shard, select_shard
@@ -206,31 +207,6 @@ def test_a_bad_spec_through_the_cli_exits_2_and_writes_nothing(tmp_path, monkeyp
 # Merging -----------------------------------------------------------------------------------------------
 
 
-def result_row(model, baseline, run_id, cpu, host, speedup, **extra):
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "model": model,
-        "batch_size": 1,
-        "median_ms": 2.0,
-        "baseline": baseline,
-        "speedup": speedup,
-        "speedup_low": speedup * 0.9,
-        "speedup_high": speedup * 1.1,
-        "speedup_trial_min": speedup * 0.95,
-        "speedup_trial_max": speedup * 1.05,
-        "p_value": 0.01,
-        "significant": True,
-        "verdict": "faster" if model != baseline else "baseline",
-        "cpu": cpu,
-        "host": host,
-        "cores": 8,
-        "git_commit": "abc1234",
-        "git_dirty": "no",
-        **extra,
-    }
-
-
 @pytest.fixture
 def two_runs(tmp_path):
     first = tmp_path / "machine-a.csv"
@@ -238,15 +214,15 @@ def two_runs(tmp_path):
     write_rows(
         first,
         [
-            result_row("resnet50", "resnet50", "run-a", "Intel Xeon", "host-a", 1.0),
-            result_row("resnet75-mod", "resnet50", "run-a", "Intel Xeon", "host-a", 1.4),
+            result_row("resnet50", "resnet50", "run-a", 1.0, cpu="Intel Xeon", host="host-a"),
+            result_row("resnet75-mod", "resnet50", "run-a", 1.4, cpu="Intel Xeon", host="host-a"),
         ],
     )
     write_rows(
         second,
         [
-            result_row("resnet18", "resnet18", "run-b", "AMD EPYC", "host-b", 1.0, git_commit="def5678"),
-            result_row("resnet75-mod", "resnet18", "run-b", "AMD EPYC", "host-b", 0.6, git_commit="def5678"),
+            result_row("resnet18", "resnet18", "run-b", 1.0, cpu="AMD EPYC", host="host-b", git_commit="def5678"),
+            result_row("resnet75-mod", "resnet18", "run-b", 0.6, cpu="AMD EPYC", host="host-b", git_commit="def5678"),
         ],
     )
     return first, second
@@ -309,7 +285,7 @@ def test_speedup_vs_through_the_cli_prints_why(two_runs, tmp_path):
 def test_merge_reads_the_previous_schema_with_a_note(two_runs, tmp_path):
     """Fails when a bumped schema makes merge refuse the files written by the version before it."""
     old = tmp_path / "old.csv"
-    write_rows(old, [{**result_row("resnet50", "resnet50", "run-c", "cpu", "h", 1.0), "schema_version": 2}])
+    write_rows(old, [{**result_row("resnet50", "resnet50", "run-c", 1.0, cpu="cpu", host="h"), "schema_version": 2}])
     merged = merge_files([two_runs[0], old], tmp_path / "merged.csv")
     assert any("schema 2" in note and "cuda_peak_allocated_mb" in note for note in merged.notes)
     frame = pd.read_csv(tmp_path / "merged.csv")
@@ -318,7 +294,7 @@ def test_merge_reads_the_previous_schema_with_a_note(two_runs, tmp_path):
 
 def test_merge_refuses_a_schema_it_cannot_read(two_runs, tmp_path):
     old = tmp_path / "old.csv"
-    write_rows(old, [{**result_row("resnet50", "resnet50", "run-c", "cpu", "h", 1.0), "schema_version": 1}])
+    write_rows(old, [{**result_row("resnet50", "resnet50", "run-c", 1.0, cpu="cpu", host="h"), "schema_version": 1}])
     out = tmp_path / "merged.csv"
     with pytest.raises(UserInputError, match="schema version 1"):
         merge_files([two_runs[0], old], out)
@@ -361,8 +337,8 @@ def test_merge_keeps_textual_environment_values_exactly(tmp_path):
     write_rows(
         source,
         [
-            result_row("resnet50", "resnet50", "run-a", "cpu", "1001", 1.0, git_commit="0123456"),
-            result_row("resnet18", "resnet50", "run-a", "cpu", "1001", 1.0, git_commit="1234e56"),
+            result_row("resnet50", "resnet50", "run-a", 1.0, cpu="cpu", host="1001", git_commit="0123456"),
+            result_row("resnet18", "resnet50", "run-a", 1.0, cpu="cpu", host="1001", git_commit="1234e56"),
         ],
     )
     out = tmp_path / "merged.json"
