@@ -5,11 +5,12 @@ and workers that spin after their session's run take the cores the next model's 
 
     convbench compare resnet18 resnet50 --device cpu --isolate session --trials 3 --runs 20 [setting]
 
-at the default thread count (every available core) for each runtime and setting, the settings interleaved and
-the whole set repeated, and records per run: the median CV of the two models (their samples over all trials),
-the trials flagged noisy, the speed-up of ResNet-50 over ResNet-18 with its interval, and how busy the machine
-was (other processes' CPU use during the timed runs, the load average before). It prints per setting how far
-the speed-up moved between repeats.
+at the default thread count (every available core) for each runtime and setting, the settings interleaved and the
+whole set repeated. One reference setting runs at one thread: no worker threads at all, so the noise it shows is
+the machine's own (other tenants, a hypervisor), which no thread setting can remove. It records per run: the
+median CV of the two models (their samples over all trials), the trials flagged noisy, the speed-up of ResNet-50
+over ResNet-18 with its interval, and how busy the machine was (other processes' CPU use during the timed runs,
+the load average before). It prints per setting how far the speed-up moved between repeats.
 
     .venv/bin/python benchmarks/thread_defaults.py --repeats 2 -o results/thread-defaults.csv
 """
@@ -35,6 +36,8 @@ MODELS = ("resnet18", "resnet50")
 SETTINGS: list[tuple[str, str, list[str]]] = [
     ("onnxruntime", "session pools, spinning", ["--ort-spinning"]),
     ("onnxruntime", "session pools, no spinning", ["--no-ort-spinning"]),
+    ("onnxruntime", "session pools, spinning stops per run", ["--ort-spinning", "--ort-spin-stop"]),
+    ("onnxruntime", "one thread (no workers)", ["--threads", "1"]),
     ("onnxruntime", "global pool", ["--ort-thread-pool", "global"]),
     ("openvino", "default", []),
     ("torch", "default", []),
@@ -75,6 +78,7 @@ def one_run(runtime: str, extra: list[str], trials: int, runs: int) -> dict[str,
         "wall_s": wall,
         # What actually ran, as the rows record it.
         "ort_workers_spin": candidate.get("ort_workers_spin", ""),
+        "ort_spin_stop": candidate.get("ort_spin_stop", ""),
         "ort_thread_pool": candidate.get("ort_thread_pool", ""),
         "ov_num_streams": candidate.get("ov_num_streams", ""),
     }
@@ -104,7 +108,7 @@ def main() -> None:
                 | result
             )
             print(
-                f"{runtime:12s} {name:28s} repeat {repeat}: median CV {result['median_cv']:.1%}, "
+                f"{runtime:12s} {name:38s} repeat {repeat}: median CV {result['median_cv']:.1%}, "
                 f"{result['noisy_trials']}/{result['trials_timed']} trials noisy, speed-up {result['speedup']:.3f} "
                 f"({result['speedup_low']:.3f}–{result['speedup_high']:.3f}); others used up to "
                 f"{result['other_cpu_cores_max']:.2f} cores, load {result['load_avg_before']:.1f}",
@@ -122,7 +126,7 @@ def main() -> None:
         spread = group["speedup"].max() / group["speedup"].min() - 1
         cv, noisy, timed = group["median_cv"].median(), group["noisy_trials"].sum(), group["trials_timed"].sum()
         print(
-            f"{runtime:12s} {name:28s} {len(group)} runs: speed-up spread {spread:.1%}, median CV {cv:.1%}, "
+            f"{runtime:12s} {name:38s} {len(group)} runs: speed-up spread {spread:.1%}, median CV {cv:.1%}, "
             f"noisy trials {noisy}/{timed}"
         )
     print(f"wrote {len(rows)} rows to {args.output}")

@@ -11,6 +11,8 @@ from pathlib import Path
 import onnx
 import pytest
 
+from convbench.errors import UserInputError
+from convbench.options import validate
 from convbench.runtimes.onnxruntime import OnnxRuntimeModel, OnnxRuntimeOptions, session_options
 
 
@@ -52,17 +54,45 @@ def test_idle_workers_do_not_spin_by_default():
     assert spinning.get_session_config_entry("session.intra_op.allow_spinning") == "1"
 
 
-@pytest.mark.parametrize(("threads", "spinning", "spin"), [(2, False, False), (2, True, True), (1, True, False)])
-def test_the_row_says_whether_workers_spun(tmp_path, threads, spinning, spin):
-    # Bug guarded: a row claiming spinning workers where there were none (one thread has no workers), or the
-    # setting missing from the row, so two files measured differently look alike.
-    model = OnnxRuntimeModel(
-        _exported(_double_model(tmp_path / "m.onnx")), threads, OnnxRuntimeOptions(ort_spinning=spinning)
-    )
+def test_spin_stop_asks_onnx_runtime_to_stop_spinning_after_each_run():
+    # Bug guarded: --ort-spin-stop accepted and recorded but never passed to ONNX Runtime, so the workers keep
+    # spinning between runs while the row says they did not.
+    stopping = session_options(2, OnnxRuntimeOptions(ort_spinning=True, ort_spin_stop=True))
+    assert stopping.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert stopping.get_session_config_entry("session.force_spinning_stop") == "1"
+    spinning = session_options(2, OnnxRuntimeOptions(ort_spinning=True))
+    with pytest.raises(Exception, match="force_spinning_stop"):  # not set at all without --ort-spin-stop
+        spinning.get_session_config_entry("session.force_spinning_stop")
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (OnnxRuntimeOptions(ort_spin_stop=True), "needs --ort-spinning"),
+        (OnnxRuntimeOptions(ort_spinning=True, ort_spin_stop=True, ort_thread_pool="global"), "per-session pools"),
+    ],
+)
+def test_spin_stop_without_spinning_workers_is_refused(options, problem):
+    # Bug guarded: a setting that cannot take effect silently recorded in the row as if it had.
+    with pytest.raises(UserInputError, match=problem):
+        validate(options)
+
+
+@pytest.mark.parametrize(
+    ("threads", "spinning", "spin_stop", "spin"),
+    [(2, False, False, False), (2, True, False, True), (2, True, True, False), (1, True, False, False)],
+)
+def test_the_row_says_whether_workers_spun(tmp_path, threads, spinning, spin_stop, spin):
+    # Bug guarded: a row claiming spinning workers where there were none (one thread has no workers, and
+    # --ort-spin-stop stops them as each run returns), or the setting missing from the row, so two files
+    # measured differently look alike.
+    options = OnnxRuntimeOptions(ort_spinning=spinning, ort_spin_stop=spin_stop)
+    model = OnnxRuntimeModel(_exported(_double_model(tmp_path / "m.onnx")), threads, options)
     try:
         settings = model.settings()
         assert settings["ort_workers_spin"] is spin
-        assert settings["ort_spinning"] is spinning and settings["ort_thread_pool"] == "session"
+        assert settings["ort_spinning"] is spinning and settings["ort_spin_stop"] is spin_stop
+        assert settings["ort_thread_pool"] == "session"
         assert model.timed_run() >= 0
     finally:
         model.close()

@@ -57,6 +57,15 @@ class OnnxRuntimeOptions:
         "Let ONNX Runtime's idle worker threads spin instead of sleeping (onnxruntime; per-session pools only).",
         flags=("--ort-spinning/--no-ort-spinning",),
     )
+    # A middle way for machines where sleeping workers wake slowly (a virtual CPU can take several runs to come
+    # back to speed): workers spin between the operators of a run, where a wake-up costs latency, and stop as
+    # the run returns, so they do not spin on the cores the next interleaved model needs.
+    ort_spin_stop: bool = option(
+        False,
+        "With --ort-spinning: stop the workers' spinning as each run returns (ONNX Runtime's "
+        "session.force_spinning_stop), so they spin only inside a run (onnxruntime; per-session pools only).",
+        flags=("--ort-spin-stop/--no-ort-spin-stop",),
+    )
     ort_arena: bool = option(
         True,
         "ONNX Runtime's CPU memory arena: keeps memory between runs (onnxruntime).",
@@ -72,6 +81,14 @@ class OnnxRuntimeOptions:
         "pool, sized once per process (onnxruntime).",
         check=one_of(THREAD_POOLS),
     )
+
+    def check(self) -> None:
+        if self.ort_spin_stop and not self.ort_spinning:
+            raise UserInputError("--ort-spin-stop stops spinning workers; it needs --ort-spinning")
+        if self.ort_spin_stop and self.ort_thread_pool == "global":
+            raise UserInputError(
+                "--ort-spin-stop applies to per-session pools; drop it or use --ort-thread-pool session"
+            )
 
 
 def session_options(threads: int, options: OnnxRuntimeOptions | None = None) -> ort.SessionOptions:
@@ -89,6 +106,8 @@ def session_options(threads: int, options: OnnxRuntimeOptions | None = None) -> 
     session.enable_cpu_mem_arena = options.ort_arena
     session.log_severity_level = 3
     session.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.ort_spinning else "0")
+    if options.ort_spin_stop:
+        session.add_session_config_entry("session.force_spinning_stop", "1")
     if options.ort_thread_pool == "global":
         _size_global_pool(threads, session.inter_op_num_threads)
         # The thread counts come from the process's pool; ORT refuses a session that also sets its own.
@@ -201,9 +220,13 @@ class OnnxRuntimeModel(PreparedModel):
             "inter_op_threads": self.threads if self.options.ort_parallel else 1,
             **asdict(self.options),
             # What the workers did between runs: a global pool's threads always spin (ONNX Runtime's Python API
-            # has no setting for it); a session's own spin as --ort-spinning says; one thread has no workers.
+            # has no setting for it); a session's own spin as --ort-spinning says, unless --ort-spin-stop stops
+            # them as each run returns; one thread has no workers.
             "ort_workers_spin": self.threads > 1
-            and (self.options.ort_thread_pool == "global" or self.options.ort_spinning),
+            and (
+                self.options.ort_thread_pool == "global"
+                or (self.options.ort_spinning and not self.options.ort_spin_stop)
+            ),
             "exporter": self.exported.exporter,
             "opset": self.exported.opset,
             "onnx_max_abs_diff": self.exported.max_abs_diff,
