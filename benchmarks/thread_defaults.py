@@ -90,12 +90,17 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--runtimes", default="onnxruntime,openvino,torch", help="comma-separated")
+    parser.add_argument("--settings", default="", help="setting names to run, separated by semicolons (default: all)")
     parser.add_argument("-o", "--output", type=Path, default=Path("results/thread-defaults.csv"))
     parser.add_argument("--append", action="store_true", help="keep the rows already in the output file")
     parser.add_argument("--label", default="", help="what this batch of runs is (e.g. quiet, busy machine)")
     args = parser.parse_args()
     wanted = set(args.runtimes.split(","))
-    settings = [s for s in SETTINGS if s[0] in wanted]
+    names = {n.strip() for n in args.settings.split(";") if n.strip()}
+    unknown = names - {s[1] for s in SETTINGS}
+    if unknown:
+        raise SystemExit(f"unknown setting(s) {sorted(unknown)}; choose from {sorted({s[1] for s in SETTINGS})}")
+    settings = [s for s in SETTINGS if s[0] in wanted and (not names or s[1] in names)]
     if not settings or args.repeats < 1:
         raise SystemExit("nothing to run: check --runtimes and --repeats")
     rows = []

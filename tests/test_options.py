@@ -187,10 +187,10 @@ def test_runtime_option_for_another_runtime_names_the_runtime_and_the_option():
 
 
 def test_runtime_option_of_the_selected_runtime_is_accepted_and_kept():
-    config = config_from_mapping({"runtime": "onnxruntime", "ort_optimization": "basic", "ort_spinning": True})
-    assert dict(config.runtime_args) == {"ort_optimization": "basic", "ort_spinning": True}
+    config = config_from_mapping({"runtime": "onnxruntime", "ort_optimization": "basic", "ort_spinning": False})
+    assert dict(config.runtime_args) == {"ort_optimization": "basic", "ort_spinning": False}
     options = config.runtime_options()
-    assert options.ort_optimization == "basic" and options.ort_spinning is True
+    assert options.ort_optimization == "basic" and options.ort_spinning is False
 
 
 def test_unsupported_precision_names_the_runtime():
@@ -226,7 +226,8 @@ BASE = {"runtime": "onnxruntime", "threads": 2}
     "change",
     [
         {"ort_optimization": "basic"},
-        {"ort_spinning": True},
+        {"ort_spinning": False},
+        {"ort_spin_stop": False},
         {"ort_parallel": True},
         {"threads": 1},
         {"batch_size": "8"},

@@ -49,21 +49,22 @@ class OnnxRuntimeOptions:
         "ONNX Runtime graph optimisation level: all, extended, basic or disabled (onnxruntime runtimes).",
         check=one_of(OPTIMIZATION_LEVELS),
     )
-    # Off by default: models are timed interleaved, each in its own session with its own workers, and a session's
-    # workers keep spinning after its last run, taking the cores the next model's workers need
-    # (benchmarks/thread_defaults.py, results/thread-defaults.csv). With one thread there are no workers.
+    # Models are timed interleaved, each in its own session with its own workers. Workers that keep spinning
+    # after their session's run take the cores the next model's workers need; workers that sleep between
+    # operators wake slowly on a virtual CPU and scatter every run. So by default they spin inside a run and
+    # stop as it returns: on a quiet 2-core VM that halved the noisy trials and the speed-up's spread against
+    # sleeping workers, down to the one-thread floor (benchmarks/thread_defaults.py, results/thread-defaults.csv).
     ort_spinning: bool = option(
-        False,
-        "Let ONNX Runtime's idle worker threads spin instead of sleeping (onnxruntime; per-session pools only).",
+        True,
+        "Let ONNX Runtime's worker threads spin while they wait for work instead of sleeping (onnxruntime; "
+        "per-session pools only).",
         flags=("--ort-spinning/--no-ort-spinning",),
     )
-    # A middle way for machines where sleeping workers wake slowly (a virtual CPU can take several runs to come
-    # back to speed): workers spin between the operators of a run, where a wake-up costs latency, and stop as
-    # the run returns, so they do not spin on the cores the next interleaved model needs.
     ort_spin_stop: bool = option(
-        False,
-        "With --ort-spinning: stop the workers' spinning as each run returns (ONNX Runtime's "
-        "session.force_spinning_stop), so they spin only inside a run (onnxruntime; per-session pools only).",
+        True,
+        "Stop the workers' spinning as each run returns (ONNX Runtime's session.force_spinning_stop), so they spin "
+        "only inside a run and leave the cores to the next interleaved model (onnxruntime; with --ort-spinning "
+        "and per-session pools).",
         flags=("--ort-spin-stop/--no-ort-spin-stop",),
     )
     ort_arena: bool = option(
@@ -82,13 +83,9 @@ class OnnxRuntimeOptions:
         check=one_of(THREAD_POOLS),
     )
 
-    def check(self) -> None:
-        if self.ort_spin_stop and not self.ort_spinning:
-            raise UserInputError("--ort-spin-stop stops spinning workers; it needs --ort-spinning")
-        if self.ort_spin_stop and self.ort_thread_pool == "global":
-            raise UserInputError(
-                "--ort-spin-stop applies to per-session pools; drop it or use --ort-thread-pool session"
-            )
+    def stops_spinning(self) -> bool:
+        """Whether --ort-spin-stop takes effect: only where a session's own workers spin."""
+        return self.ort_spin_stop and self.ort_spinning and self.ort_thread_pool == "session"
 
 
 def session_options(threads: int, options: OnnxRuntimeOptions | None = None) -> ort.SessionOptions:
@@ -106,7 +103,7 @@ def session_options(threads: int, options: OnnxRuntimeOptions | None = None) -> 
     session.enable_cpu_mem_arena = options.ort_arena
     session.log_severity_level = 3
     session.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.ort_spinning else "0")
-    if options.ort_spin_stop:
+    if options.stops_spinning():
         session.add_session_config_entry("session.force_spinning_stop", "1")
     if options.ort_thread_pool == "global":
         _size_global_pool(threads, session.inter_op_num_threads)
@@ -219,13 +216,15 @@ class OnnxRuntimeModel(PreparedModel):
             "intra_op_threads": self.threads,
             "inter_op_threads": self.threads if self.options.ort_parallel else 1,
             **asdict(self.options),
+            # What took effect, not what was asked: one thread has no workers to stop.
+            "ort_spin_stop": self.threads > 1 and self.options.stops_spinning(),
             # What the workers did between runs: a global pool's threads always spin (ONNX Runtime's Python API
             # has no setting for it); a session's own spin as --ort-spinning says, unless --ort-spin-stop stops
             # them as each run returns; one thread has no workers.
             "ort_workers_spin": self.threads > 1
             and (
                 self.options.ort_thread_pool == "global"
-                or (self.options.ort_spinning and not self.options.ort_spin_stop)
+                or (self.options.ort_spinning and not self.options.stops_spinning())
             ),
             "exporter": self.exported.exporter,
             "opset": self.exported.opset,
