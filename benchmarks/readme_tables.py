@@ -98,6 +98,27 @@ def main() -> None:
             flags = sorted({flag(r) for _, r in g.iterrows()})
             print(f"| {runtime} | {impl} | {' | '.join(cells)} | {'; '.join(flags)} |")
         print()
+    path = RESULTS / "thread-defaults.csv"
+    if path.exists():
+        from thread_defaults import summarise  # this folder is on sys.path when run as a script
+
+        print(
+            f"### thread-defaults\n\n`{path}`: ResNet-50 over ResNet-18 at the default thread count "
+            "(the reference setting: one thread), per setting\n"
+        )
+        print(
+            "| runtime | setting | runs | speed-up (min–max) | spread | median CV | trials flagged noisy "
+            "| other processes (max cores) |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for _, r in summarise(pd.read_csv(path)).iterrows():
+            print(
+                f"| {r['runtime']} | {r['setting']} | {r['runs']} | {num(r['speedup_min'], '.3f')}–"
+                f"{num(r['speedup_max'], '.3f')} | {num(r['spread'], '.1%')} | {num(r['median_cv'], '.1%')} | "
+                f"{'⚠ ' if r['noisy_trials'] else ''}{r['noisy_trials']} of {r['trials_timed']} | "
+                f"{num(r['other_cpu_cores_max'])} |"
+            )
+        print()
     for name in ("reproducibility", "harness_overhead", "cli_latency", "macs-vs-latency-cpu"):
         path = RESULTS / f"{name}.csv"
         if path.exists():

@@ -34,7 +34,8 @@ from convbench.results.files import environment, write_rows
 MODELS = ("resnet18", "resnet50")
 # (runtime, setting name, extra compare options)
 SETTINGS: list[tuple[str, str, list[str]]] = [
-    ("onnxruntime", "session pools, spinning", ["--ort-spinning"]),
+    # Every ONNX Runtime setting names both spinning flags, so a change of default does not change what it runs.
+    ("onnxruntime", "session pools, spinning", ["--ort-spinning", "--no-ort-spin-stop"]),
     ("onnxruntime", "session pools, no spinning", ["--no-ort-spinning"]),
     ("onnxruntime", "session pools, spinning stops per run", ["--ort-spinning", "--ort-spin-stop"]),
     ("onnxruntime", "one thread (no workers)", ["--threads", "1"]),
@@ -50,6 +51,28 @@ def noisy_trials(reason: Any, trials: int) -> int:
     named = {int(k) for k in re.findall(r"\btrial (\d+):", text)}
     counted = [int(k) for k in re.findall(r"\b(\d+)/\d+ trials?:", text)]
     return min(trials, max([len(named), *counted]))
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per runtime and setting over all its runs, in the order first measured: what decides a default
+    is how far the speed-up moves between runs (``spread``: max / min - 1) and how noisy the runs were."""
+    lines = []
+    for (runtime, name), group in rows.groupby(["runtime", "setting"], sort=False):
+        lines.append(
+            {
+                "runtime": runtime,
+                "setting": name,
+                "runs": len(group),
+                "spread": group["speedup"].max() / group["speedup"].min() - 1,
+                "speedup_min": group["speedup"].min(),
+                "speedup_max": group["speedup"].max(),
+                "median_cv": group["median_cv"].median(),
+                "noisy_trials": int(group["noisy_trials"].sum()),
+                "trials_timed": int(group["trials_timed"].sum()),
+                "other_cpu_cores_max": group["other_cpu_cores_max"].max(),
+            }
+        )
+    return pd.DataFrame(lines)
 
 
 def one_run(runtime: str, extra: list[str], trials: int, runs: int) -> dict[str, Any]:
@@ -125,14 +148,10 @@ def main() -> None:
     if args.append and args.output.exists():  # files of this script's own layout: plain concatenation
         rows = pd.read_csv(args.output).to_dict("records") + rows
     write_rows(args.output, rows, append=False, schema=False)
-    # What decides a default: how far the speed-up moves between repeats, and how noisy the runs were.
-    table = pd.DataFrame(rows).groupby(["runtime", "setting"])
-    for (runtime, name), group in table:
-        spread = group["speedup"].max() / group["speedup"].min() - 1
-        cv, noisy, timed = group["median_cv"].median(), group["noisy_trials"].sum(), group["trials_timed"].sum()
+    for _, line in summarise(pd.DataFrame(rows)).iterrows():
         print(
-            f"{runtime:12s} {name:38s} {len(group)} runs: speed-up spread {spread:.1%}, median CV {cv:.1%}, "
-            f"noisy trials {noisy}/{timed}"
+            f"{line['runtime']:12s} {line['setting']:38s} {line['runs']} runs: speed-up spread {line['spread']:.1%}, "
+            f"median CV {line['median_cv']:.1%}, noisy trials {line['noisy_trials']}/{line['trials_timed']}"
         )
     print(f"wrote {len(rows)} rows to {args.output}")
 
